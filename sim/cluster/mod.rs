@@ -1,0 +1,167 @@
+//! A cluster: the replicas of every pool behind a router, wired to the event engine.
+//!
+//! [`Cluster`] is the simulation's [`World`]: it turns two kinds of events (a request arrives,
+//! a replica's iteration ends) into calls on the router and the replicas, and schedules what
+//! they ask for. Arrivals are fed one at a time (each schedules the next), so the event queue
+//! stays small however long the trace.
+
+mod router;
+
+pub use router::Router;
+
+use crate::cost::RooflineCostModel;
+use crate::engine::{self, EventQueue, RunStats, SimTime, World};
+use crate::metrics::Recorder;
+use crate::scenario::Scenario;
+use crate::serving::{BlockPool, Replica, ReplicaStats, RequestSpec};
+
+/// Events of a serving simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Request `index` (into the arrival-ordered list) arrives.
+    Arrival(usize),
+    /// Replica `index` finished its iteration.
+    IterationDone(usize),
+}
+
+/// What a finished run leaves behind.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// Per-request records.
+    pub recorder: Recorder,
+    /// Per-replica counters.
+    pub replicas: Vec<ReplicaReport>,
+    /// Engine counters.
+    pub engine: RunStats,
+}
+
+/// A replica's counters with what is needed to interpret them.
+#[derive(Debug, Clone)]
+pub struct ReplicaReport {
+    /// Index of its pool in the scenario.
+    pub pool: usize,
+    /// Counters.
+    pub stats: ReplicaStats,
+    /// Devices in the replica.
+    pub devices: u32,
+    /// Idle power per device, W.
+    pub idle_power_w: f64,
+    /// KV blocks.
+    pub kv_capacity_blocks: u64,
+    /// Most KV blocks in use at once.
+    pub kv_peak_blocks: u64,
+}
+
+/// The replicas, router and recorder of one run.
+pub struct Cluster {
+    replicas: Vec<Replica>,
+    replica_pool: Vec<usize>,
+    router: Router,
+    recorder: Recorder,
+    requests: Vec<RequestSpec>,
+}
+
+impl Cluster {
+    /// Builds the cluster a scenario describes.
+    pub fn build(scenario: &Scenario) -> Cluster {
+        let mut replicas = Vec::new();
+        let mut replica_pool = Vec::new();
+        for (pool_index, pool) in scenario.pools.iter().enumerate() {
+            for _ in 0..pool.replicas {
+                let cost = RooflineCostModel::new(
+                    &scenario.model,
+                    &pool.device,
+                    scenario.weight_dtype,
+                    scenario.kv_dtype,
+                    pool.tensor_parallel,
+                    pool.interconnect.as_ref(),
+                );
+                replicas.push(Replica::new(
+                    pool.scheduler,
+                    Box::new(cost),
+                    BlockPool::new(
+                        pool.memory.kv_capacity_blocks,
+                        pool.memory.block_size_tokens,
+                    ),
+                    pool.tensor_parallel as u32,
+                    pool.device.power.idle_w.get(),
+                    pool.device.power.max_w.get(),
+                ));
+                replica_pool.push(pool_index);
+            }
+        }
+        Cluster {
+            router: Router::new(scenario.router, scenario.seed),
+            recorder: Recorder::new(&scenario.requests, scenario.keep_token_gaps),
+            requests: scenario.requests.clone(),
+            replicas,
+            replica_pool,
+        }
+    }
+
+    /// Runs to completion (or to `until`) and returns the records.
+    pub fn run(mut self, until: Option<SimTime>) -> RunOutput {
+        let mut queue = EventQueue::new();
+        if let Some(first) = self.requests.first() {
+            queue.schedule_at(first.arrival, Event::Arrival(0));
+        }
+        let engine = engine::run(&mut self, &mut queue, until);
+        let end = engine.end_time;
+        let replicas = self
+            .replicas
+            .iter_mut()
+            .zip(&self.replica_pool)
+            .map(|(replica, &pool)| {
+                replica.advance_to(end);
+                ReplicaReport {
+                    pool,
+                    stats: replica.stats(),
+                    devices: replica.devices(),
+                    idle_power_w: replica.idle_power_w(),
+                    kv_capacity_blocks: replica.kv().capacity_blocks(),
+                    kv_peak_blocks: replica.kv().peak_used_blocks(),
+                }
+            })
+            .collect();
+        RunOutput {
+            recorder: self.recorder,
+            replicas,
+            engine,
+        }
+    }
+
+    fn start_iteration(queue: &mut EventQueue<Event>, replica: usize, duration_ns: Option<u64>) {
+        if let Some(duration) = duration_ns {
+            queue.schedule_after(duration, Event::IterationDone(replica));
+        }
+    }
+}
+
+impl World for Cluster {
+    type Event = Event;
+
+    fn handle(&mut self, now: SimTime, event: Event, queue: &mut EventQueue<Event>) {
+        match event {
+            Event::Arrival(index) => {
+                if let Some(next) = self.requests.get(index + 1) {
+                    queue.schedule_at(next.arrival, Event::Arrival(index + 1));
+                }
+                let target = self.router.choose(&self.replicas);
+                self.recorder.routed(index, target as u32);
+                let spec = self.requests[index];
+                let started =
+                    self.replicas[target].on_arrival(now, index, &spec, &mut self.recorder);
+                Self::start_iteration(queue, target, started);
+            }
+            Event::IterationDone(replica) => {
+                let started = self.replicas[replica].on_iteration_done(now, &mut self.recorder);
+                Self::start_iteration(queue, replica, started);
+            }
+        }
+    }
+}
+
+/// Builds and runs a scenario.
+pub fn simulate(scenario: &Scenario) -> RunOutput {
+    Cluster::build(scenario).run(scenario.max_time)
+}

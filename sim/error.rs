@@ -1,0 +1,100 @@
+//! The crate's error type: every failure a user can cause says which file, which field and
+//! which line, in one paragraph.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where in an input file something went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Location {
+    /// The file (as the user named it), or `<bundled NAME>` for embedded files.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Field path such as `deployment.pools[0].device`, when the error concerns a field.
+    pub field: Option<String>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(field) = &self.field {
+            if !field.is_empty() {
+                write!(f, ": field `{field}`")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Errors from loading, validating, building or running a scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{}: {message}: {source}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What was being done.
+        message: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// An input file is malformed or names something impossible.
+    #[error("{location}: {message}")]
+    Input {
+        /// Where.
+        location: Location,
+        /// What is wrong and, where possible, what would be accepted.
+        message: String,
+    },
+}
+
+/// Shorthand result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An input error in `file` with no more precise location.
+    pub fn in_file(file: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Input {
+            location: Location {
+                file: file.into(),
+                line: None,
+                field: None,
+            },
+            message: message.into(),
+        }
+    }
+
+    /// An input error at a known location.
+    pub fn at(location: Location, message: impl Into<String>) -> Self {
+        Error::Input {
+            location,
+            message: message.into(),
+        }
+    }
+
+    /// A read/write failure.
+    pub fn io(path: &Path, message: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            message: message.into(),
+            source,
+        }
+    }
+}
+
+/// Reads a whole text file, naming it in the error.
+pub fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| {
+        let message = if source.kind() == std::io::ErrorKind::NotFound {
+            "file not found".to_string()
+        } else {
+            "cannot read file".to_string()
+        };
+        Error::io(path, message, source)
+    })
+}

@@ -1,0 +1,150 @@
+//! The catalog of bundled devices, links and models (embedded at build time from
+//! `hardware-profiles/` and `models/`), and resolution of a name-or-path reference from a
+//! scenario.
+
+use super::{DeviceProfile, LinkProfile};
+use crate::error::Result;
+use crate::input::{known_list, YamlSource};
+use crate::model::ModelSpec;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+
+/// Parsed bundled profiles.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    /// Devices by name.
+    pub devices: BTreeMap<String, DeviceProfile>,
+    /// Links by name.
+    pub links: BTreeMap<String, LinkProfile>,
+}
+
+/// Whether a reference names a file rather than a catalog entry.
+fn is_path(reference: &str) -> bool {
+    reference.contains('/')
+        || reference.contains('\\')
+        || reference.ends_with(".yaml")
+        || reference.ends_with(".json")
+}
+
+impl Catalog {
+    /// Parses every bundled profile. A failure here means a bundled file is broken.
+    pub fn bundled() -> Result<Catalog> {
+        let mut devices = BTreeMap::new();
+        for (name, text) in BUNDLED_DEVICES {
+            let source = bundled_source("hardware-profiles/devices", name, text);
+            let profile = DeviceProfile::from_source(&source)?;
+            check_name_matches(&source, &profile.name, name)?;
+            devices.insert(name.to_string(), profile);
+        }
+        let mut links = BTreeMap::new();
+        for (name, text) in BUNDLED_LINKS {
+            let source = bundled_source("hardware-profiles/links", name, text);
+            let profile = LinkProfile::from_source(&source)?;
+            check_name_matches(&source, &profile.name, name)?;
+            links.insert(name.to_string(), profile);
+        }
+        Ok(Catalog { devices, links })
+    }
+
+    /// Resolves `reference` (a catalog name or a path to a YAML profile) written at `field` of
+    /// `scenario`.
+    pub fn device(
+        &self,
+        reference: &str,
+        scenario: &YamlSource,
+        field: &str,
+    ) -> Result<DeviceProfile> {
+        if is_path(reference) {
+            let path = scenario.resolve(reference);
+            let source =
+                YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
+            return DeviceProfile::from_source(&source);
+        }
+        self.devices.get(reference).cloned().ok_or_else(|| {
+            scenario.error(
+                field,
+                format!(
+                    "unknown device {reference:?}; bundled devices are: {}; or give a path to a device profile YAML",
+                    known_list(self.devices.keys().map(String::as_str))
+                ),
+            )
+        })
+    }
+
+    /// Resolves a link reference.
+    pub fn link(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<LinkProfile> {
+        if is_path(reference) {
+            let path = scenario.resolve(reference);
+            let source =
+                YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
+            return LinkProfile::from_source(&source);
+        }
+        self.links.get(reference).cloned().ok_or_else(|| {
+            scenario.error(
+                field,
+                format!(
+                    "unknown link {reference:?}; bundled links are: {}; or give a path to a link profile YAML",
+                    known_list(self.links.keys().map(String::as_str))
+                ),
+            )
+        })
+    }
+
+    /// Resolves a model reference: a bundled name or a path to a Hugging Face `config.json`.
+    pub fn model(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<ModelSpec> {
+        if is_path(reference) {
+            let path = scenario.resolve(reference);
+            let text =
+                crate::error::read_text(&path).map_err(|e| scenario.error(field, e.to_string()))?;
+            let name = path
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| reference.to_string());
+            return ModelSpec::from_hf_config(&name, &path.display().to_string(), &text);
+        }
+        match BUNDLED_MODELS.iter().find(|(name, _)| *name == reference) {
+            Some((name, text)) => ModelSpec::from_hf_config(name, &format!("<bundled models/{name}/config.json>"), text),
+            None => Err(scenario.error(
+                field,
+                format!(
+                    "unknown model {reference:?}; bundled models are: {}; or give a path to a Hugging Face config.json",
+                    known_list(BUNDLED_MODELS.iter().map(|(n, _)| *n))
+                ),
+            )),
+        }
+    }
+
+    /// Names of the bundled models.
+    pub fn model_names() -> impl Iterator<Item = &'static str> {
+        BUNDLED_MODELS.iter().map(|(name, _)| *name)
+    }
+}
+
+fn bundled_source(dir: &str, name: &str, text: &str) -> YamlSource {
+    YamlSource::from_text(
+        format!("<bundled {dir}/{name}.yaml>"),
+        PathBuf::new(),
+        text.to_string(),
+    )
+}
+
+fn check_name_matches(source: &YamlSource, declared: &str, file_stem: &str) -> Result<()> {
+    if declared != file_stem {
+        return Err(source.error(
+            "name",
+            format!("the name {declared:?} must equal the file name {file_stem:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Embedded bundled scenario by file stem.
+pub fn bundled_scenario(name: &str) -> Option<&'static str> {
+    BUNDLED_SCENARIOS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+}

@@ -1,0 +1,238 @@
+//! Device profiles: compute peaks per dtype, memory, efficiency factors, overheads, power and
+//! price.
+
+use super::check_sources;
+use crate::error::Result;
+use crate::input::checked::{Fraction, NonNegative, Positive};
+use crate::input::YamlSource;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What sort of processor a device is; the cost model treats all kinds through the same
+/// roofline, with each kind's own figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// A GPU.
+    Gpu,
+    /// A CPU socket.
+    Cpu,
+    /// An NPU or other AI accelerator.
+    Npu,
+}
+
+/// Numeric formats with a peak rate in a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// IEEE single precision.
+    Fp32,
+    /// TensorFloat-32.
+    Tf32,
+    /// IEEE half precision.
+    Fp16,
+    /// bfloat16.
+    Bf16,
+    /// 8-bit floating point (E4M3/E5M2).
+    Fp8,
+    /// 8-bit integer.
+    Int8,
+    /// 4-bit integer.
+    Int4,
+}
+
+impl Dtype {
+    /// Bytes per element.
+    pub fn bytes(self) -> f64 {
+        match self {
+            Dtype::Fp32 | Dtype::Tf32 => 4.0,
+            Dtype::Fp16 | Dtype::Bf16 => 2.0,
+            Dtype::Fp8 | Dtype::Int8 => 1.0,
+            Dtype::Int4 => 0.5,
+        }
+    }
+
+    /// The lowercase name used in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::Fp32 => "fp32",
+            Dtype::Tf32 => "tf32",
+            Dtype::Fp16 => "fp16",
+            Dtype::Bf16 => "bf16",
+            Dtype::Fp8 => "fp8",
+            Dtype::Int8 => "int8",
+            Dtype::Int4 => "int4",
+        }
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Compute capabilities.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeSpec {
+    /// Dense peak TFLOP/s (or TOP/s) per dtype.
+    pub peak_tflops: BTreeMap<Dtype, Positive>,
+    /// Achievable fraction of peak on large GEMMs.
+    pub gemm_efficiency: Fraction,
+    /// Achievable fraction of peak in fused attention kernels.
+    pub attention_efficiency: Fraction,
+}
+
+/// Memory capacity and bandwidth.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySpec {
+    /// Capacity in GiB.
+    pub capacity_gib: Positive,
+    /// Peak bandwidth in GB/s (1e9 bytes per second).
+    pub bandwidth_gbs: Positive,
+    /// Achievable fraction of peak bandwidth.
+    pub bandwidth_efficiency: Fraction,
+}
+
+/// Fixed costs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overheads {
+    /// Cost of each operator kernel, µs.
+    pub kernel_launch_us: NonNegative,
+    /// Runtime overhead per serving iteration, µs.
+    pub iteration_us: NonNegative,
+}
+
+/// Power draw.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerSpec {
+    /// Power when idle, W.
+    pub idle_w: NonNegative,
+    /// Power at full utilisation (TDP/TBP), W.
+    pub max_w: Positive,
+}
+
+/// One device profile as read from `hardware-profiles/devices/*.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceProfile {
+    /// Catalog key.
+    pub name: String,
+    /// Human-readable name.
+    pub display_name: String,
+    /// GPU, CPU or NPU.
+    pub kind: DeviceKind,
+    /// Compute figures.
+    pub compute: ComputeSpec,
+    /// Memory figures.
+    pub memory: MemorySpec,
+    /// Fixed costs.
+    pub overheads: Overheads,
+    /// Power figures.
+    pub power: PowerSpec,
+    /// Price per device-hour, USD.
+    pub price_per_hour_usd: NonNegative,
+    /// Field path → citation (or "ESTIMATE: ...").
+    pub sources: BTreeMap<String, String>,
+}
+
+impl DeviceProfile {
+    /// Parses and checks a device profile.
+    pub fn from_source(source: &YamlSource) -> Result<Self> {
+        let profile: DeviceProfile = source.parse()?;
+        profile.check(source)?;
+        Ok(profile)
+    }
+
+    fn check(&self, source: &YamlSource) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(source.error("name", "the name is empty"));
+        }
+        if self.compute.peak_tflops.is_empty() {
+            return Err(source.error(
+                "compute.peak_tflops",
+                "give the peak of at least one dtype (e.g. `bf16: 989.4`)",
+            ));
+        }
+        if self.power.idle_w.get() >= self.power.max_w.get() {
+            return Err(source.error(
+                "power.idle_w",
+                format!(
+                    "idle power ({} W) must be below max power ({} W)",
+                    self.power.idle_w, self.power.max_w
+                ),
+            ));
+        }
+        let mut numeric: Vec<String> = self
+            .compute
+            .peak_tflops
+            .keys()
+            .map(|d| format!("compute.peak_tflops.{d}"))
+            .collect();
+        numeric.extend(
+            [
+                "compute.gemm_efficiency",
+                "compute.attention_efficiency",
+                "memory.capacity_gib",
+                "memory.bandwidth_gbs",
+                "memory.bandwidth_efficiency",
+                "overheads.kernel_launch_us",
+                "overheads.iteration_us",
+                "power.idle_w",
+                "power.max_w",
+                "price_per_hour_usd",
+            ]
+            .map(String::from),
+        );
+        check_sources(source, &self.sources, &numeric)
+    }
+
+    /// Peak FLOP/s for `dtype`; a device without that dtype runs it at the rate of the nearest
+    /// wider format it has (e.g. fp8 weights on an A100 compute in fp16), which is what
+    /// frameworks do by up-casting.
+    pub fn peak_flops(&self, dtype: Dtype) -> f64 {
+        let fallback_order: &[Dtype] = match dtype {
+            Dtype::Int4 => &[
+                Dtype::Int4,
+                Dtype::Int8,
+                Dtype::Fp8,
+                Dtype::Bf16,
+                Dtype::Fp16,
+                Dtype::Fp32,
+            ],
+            Dtype::Int8 => &[
+                Dtype::Int8,
+                Dtype::Fp8,
+                Dtype::Bf16,
+                Dtype::Fp16,
+                Dtype::Fp32,
+            ],
+            Dtype::Fp8 => &[Dtype::Fp8, Dtype::Bf16, Dtype::Fp16, Dtype::Fp32],
+            Dtype::Bf16 => &[Dtype::Bf16, Dtype::Fp16, Dtype::Fp32],
+            Dtype::Fp16 => &[Dtype::Fp16, Dtype::Bf16, Dtype::Fp32],
+            Dtype::Tf32 => &[Dtype::Tf32, Dtype::Fp32],
+            Dtype::Fp32 => &[Dtype::Fp32, Dtype::Tf32],
+        };
+        fallback_order
+            .iter()
+            .find_map(|d| self.compute.peak_tflops.get(d))
+            .or_else(|| self.compute.peak_tflops.values().next())
+            .map(|tflops| tflops.get() * 1e12)
+            .unwrap_or(0.0)
+    }
+
+    /// Memory capacity in bytes.
+    pub fn memory_bytes(&self) -> f64 {
+        self.memory.capacity_gib.get() * (1u64 << 30) as f64
+    }
+
+    /// Peak memory bandwidth in bytes per second.
+    pub fn memory_bandwidth_bytes_per_s(&self) -> f64 {
+        self.memory.bandwidth_gbs.get() * 1e9
+    }
+}

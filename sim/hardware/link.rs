@@ -1,0 +1,62 @@
+//! Link profiles: bandwidth per direction and latency of an interconnect.
+
+use super::check_sources;
+use crate::error::Result;
+use crate::input::checked::{NonNegative, Positive};
+use crate::input::YamlSource;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The family of an interconnect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    /// NVLink / NVSwitch.
+    Nvlink,
+    /// PCI Express.
+    Pcie,
+    /// InfiniBand.
+    Infiniband,
+    /// Ethernet or RoCE.
+    Ethernet,
+    /// A vendor fabric (Infinity Fabric, on-package).
+    Fabric,
+    /// A CPU socket-to-socket link (UPI, xGMI).
+    Socket,
+}
+
+/// One link profile as read from `hardware-profiles/links/*.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkProfile {
+    /// Catalog key.
+    pub name: String,
+    /// Human-readable name.
+    pub display_name: String,
+    /// Family.
+    pub kind: LinkKind,
+    /// Bandwidth per device per direction, GB/s.
+    pub bandwidth_gbs_per_direction: Positive,
+    /// One-way small-message latency, µs.
+    pub latency_us: NonNegative,
+    /// Whether the fabric can reduce in-network (NVLS, SHARP).
+    #[serde(default)]
+    pub switch_reduction: bool,
+    /// Field path → citation.
+    pub sources: BTreeMap<String, String>,
+}
+
+impl LinkProfile {
+    /// Parses and checks a link profile.
+    pub fn from_source(source: &YamlSource) -> Result<Self> {
+        let profile: LinkProfile = source.parse()?;
+        let numeric = ["bandwidth_gbs_per_direction", "latency_us"].map(String::from);
+        check_sources(source, &profile.sources, &numeric)?;
+        Ok(profile)
+    }
+
+    /// Bandwidth per direction in bytes per second.
+    pub fn bandwidth_bytes_per_s(&self) -> f64 {
+        self.bandwidth_gbs_per_direction.get() * 1e9
+    }
+}

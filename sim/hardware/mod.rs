@@ -1,0 +1,47 @@
+//! Hardware profiles: devices (GPU, CPU, NPU) and links, read from YAML files whose every
+//! number carries a source.
+//!
+//! This module parses and checks profiles; it does not decide how long anything takes (that is
+//! `cost`) nor how devices are wired into replicas (that is `cluster`).
+
+mod catalog;
+mod device;
+mod link;
+
+pub use catalog::{
+    bundled_scenario, Catalog, BUNDLED_DEVICES, BUNDLED_LINKS, BUNDLED_MODELS, BUNDLED_SCENARIOS,
+};
+pub use device::{ComputeSpec, DeviceKind, DeviceProfile, Dtype, MemorySpec, Overheads, PowerSpec};
+pub use link::{LinkKind, LinkProfile};
+
+use crate::error::Result;
+use crate::input::YamlSource;
+use std::collections::BTreeMap;
+
+/// Checks that each numeric field of a profile is covered by a `sources` entry for itself or
+/// for one of its parents.
+pub(crate) fn check_sources(
+    source: &YamlSource,
+    sources: &BTreeMap<String, String>,
+    numeric_fields: &[String],
+) -> Result<()> {
+    for field in numeric_fields {
+        let covered = sources.keys().any(|key| {
+            field == key || (field.starts_with(key.as_str()) && field[key.len()..].starts_with('.'))
+        });
+        if !covered {
+            return Err(source.error(
+                field,
+                format!(
+                    "this number has no entry in `sources:`; add `{field}: \"<citation>\"` (or \"ESTIMATE: <how>\" for a guess), or a source for a parent field"
+                ),
+            ));
+        }
+    }
+    for (key, citation) in sources {
+        if citation.trim().is_empty() {
+            return Err(source.error(&format!("sources.{key}"), "the citation is empty"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Field path → line lookup for YAML text, built from the parser's marked events.
+
+use std::collections::BTreeMap;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// Maps field paths written like serde_path_to_error's (`a.b[2].c`) to 1-based lines.
+#[derive(Debug, Clone, Default)]
+pub struct LineIndex {
+    lines: BTreeMap<String, usize>,
+}
+
+enum Frame {
+    Map {
+        path: String,
+        awaiting_value: Option<String>,
+    },
+    Seq {
+        path: String,
+        next_index: usize,
+    },
+}
+
+struct Builder {
+    stack: Vec<Frame>,
+    lines: BTreeMap<String, usize>,
+}
+
+impl Builder {
+    /// Path of the node that starts now, consuming the parent's slot for it.
+    fn child_path(&mut self, line: usize) -> Option<String> {
+        match self.stack.last_mut() {
+            None => Some(String::new()),
+            Some(Frame::Map { awaiting_value, .. }) => awaiting_value.take(),
+            Some(Frame::Seq { path, next_index }) => {
+                let child = format!("{path}[{next_index}]");
+                *next_index += 1;
+                self.lines.entry(child.clone()).or_insert(line);
+                Some(child)
+            }
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        let line = mark.line();
+        match event {
+            Event::Scalar(value, ..) => {
+                if let Some(Frame::Map {
+                    path,
+                    awaiting_value,
+                }) = self.stack.last_mut()
+                {
+                    if awaiting_value.is_none() {
+                        let child = if path.is_empty() {
+                            value
+                        } else {
+                            format!("{path}.{value}")
+                        };
+                        self.lines.entry(child.clone()).or_insert(line);
+                        *awaiting_value = Some(child);
+                        return;
+                    }
+                }
+                self.child_path(line);
+            }
+            Event::Alias(_) => {
+                self.child_path(line);
+            }
+            Event::MappingStart(..) => {
+                let path = self.child_path(line).unwrap_or_else(|| "?".to_string());
+                self.stack.push(Frame::Map {
+                    path,
+                    awaiting_value: None,
+                });
+            }
+            Event::SequenceStart(..) => {
+                let path = self.child_path(line).unwrap_or_else(|| "?".to_string());
+                self.stack.push(Frame::Seq {
+                    path,
+                    next_index: 0,
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+impl LineIndex {
+    /// Indexes `text`; on a syntax error the index holds what was read before it.
+    pub fn build(text: &str) -> Self {
+        let mut builder = Builder {
+            stack: Vec::new(),
+            lines: BTreeMap::new(),
+        };
+        let mut parser = Parser::new_from_str(text);
+        let _ = parser.load(&mut builder, false);
+        LineIndex {
+            lines: builder.lines,
+        }
+    }
+
+    /// The line of `path`, or of its nearest indexed ancestor.
+    pub fn line_of(&self, path: &str) -> Option<usize> {
+        let mut current = path;
+        loop {
+            if let Some(line) = self.lines.get(current) {
+                return Some(*line);
+            }
+            let cut = current.rfind(['.', '['])?;
+            current = &current[..cut];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nested_fields_and_sequence_items() {
+        let text = "name: x\ndeployment:\n  pools:\n    - device: h100\n      replicas: 2\n    - device: a100\nslo: {ttft_s: 2}\n";
+        let index = LineIndex::build(text);
+        assert_eq!(index.line_of("name"), Some(1));
+        assert_eq!(index.line_of("deployment.pools[0].device"), Some(4));
+        assert_eq!(index.line_of("deployment.pools[0].replicas"), Some(5));
+        assert_eq!(index.line_of("deployment.pools[1].device"), Some(6));
+        assert_eq!(index.line_of("deployment.pools[1].missing"), Some(6));
+        assert_eq!(index.line_of("slo.ttft_s"), Some(7));
+    }
+}

@@ -1,0 +1,116 @@
+//! The input edge: reading YAML files into typed structs with errors that carry the file, the
+//! field path and the line.
+//!
+//! Everything user-written passes through here exactly once. serde does the structural work
+//! (`deny_unknown_fields` everywhere, the checked number types of [`checked`] for ranges);
+//! [`LineIndex`] maps field paths back to lines so that checks made after parsing (unknown
+//! device names, a model that does not fit) can still point at the line. This module is not
+//! where scenario semantics live; see `scenario`.
+
+pub mod checked;
+mod line_index;
+
+pub use line_index::LineIndex;
+
+use crate::error::{read_text, Error, Location, Result};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// A YAML document together with its origin and a field-path → line index.
+#[derive(Debug, Clone)]
+pub struct YamlSource {
+    /// The name used in messages (the path as given, or `<bundled NAME>`).
+    pub name: String,
+    /// The folder relative paths inside the document are resolved against.
+    pub base_dir: PathBuf,
+    /// The text.
+    pub text: String,
+    index: LineIndex,
+}
+
+impl YamlSource {
+    /// Reads `path`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = read_text(path)?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Self::from_text(path.display().to_string(), base_dir, text))
+    }
+
+    /// Wraps text that did not come from a file (bundled files, tests).
+    pub fn from_text(name: impl Into<String>, base_dir: PathBuf, text: String) -> Self {
+        let index = LineIndex::build(&text);
+        YamlSource {
+            name: name.into(),
+            base_dir,
+            text,
+            index,
+        }
+    }
+
+    /// Deserializes the document into `T`, mapping serde errors to [`Error::Input`] with the
+    /// field path and line.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
+        if self.text.trim().is_empty() {
+            return Err(Error::in_file(&self.name, "the file is empty"));
+        }
+        let deserializer = serde_yaml::Deserializer::from_str(&self.text);
+        serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let field = error.path().to_string();
+            let inner = error.into_inner();
+            let line = inner
+                .location()
+                .map(|l| l.line())
+                .or_else(|| self.line_of(&field));
+            let message = strip_location_suffix(&inner.to_string());
+            let field = (field != ".").then_some(field);
+            Error::at(
+                Location {
+                    file: self.name.clone(),
+                    line,
+                    field,
+                },
+                message,
+            )
+        })
+    }
+
+    /// The line of `field` (or of its nearest parent that has one).
+    pub fn line_of(&self, field: &str) -> Option<usize> {
+        self.index.line_of(field)
+    }
+
+    /// An error about `field`, located by the index.
+    pub fn error(&self, field: &str, message: impl Into<String>) -> Error {
+        Error::at(
+            Location {
+                file: self.name.clone(),
+                line: self.line_of(field),
+                field: Some(field.to_string()),
+            },
+            message,
+        )
+    }
+
+    /// Resolves a path written in the document relative to its folder.
+    pub fn resolve(&self, relative: &str) -> PathBuf {
+        let path = Path::new(relative);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+/// serde_yaml appends " at line L column C" to messages; the location is printed separately.
+fn strip_location_suffix(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(pos) if message[pos..].contains(" column ") => message[..pos].to_string(),
+        _ => message.to_string(),
+    }
+}
+
+/// Formats a list of names for "known ones are: ..." messages.
+pub fn known_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names.into_iter().collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,22 @@
+//! servesim: a deterministic discrete-event simulator of LLM inference serving.
+//!
+//! Data flows one way: a scenario file is validated into a [`scenario::Scenario`], built into a
+//! [`cluster::Cluster`], run on the [`engine`], and its records aggregated by [`metrics`] and
+//! written by [`report`]. See ARCHITECTURE.md for the module map and invariants.
+
+#![warn(missing_docs)]
+
+pub mod cluster;
+pub mod cost;
+pub mod engine;
+pub mod error;
+pub mod hardware;
+pub mod input;
+pub mod metrics;
+pub mod model;
+pub mod report;
+pub mod scenario;
+pub mod serving;
+pub mod workload;
+
+pub use error::{Error, Result};

@@ -1,0 +1,205 @@
+//! The `servesim` command line.
+
+use clap::{Parser, Subcommand};
+use servesim::cluster::simulate;
+use servesim::hardware::{Catalog, Dtype, BUNDLED_MODELS};
+use servesim::metrics::Summary;
+use servesim::model::ModelSpec;
+use servesim::report::{render_summary_table, write_run};
+use servesim::scenario::{Overrides, Scenario, DEFAULT_SCENARIO};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Deterministic discrete-event simulator of LLM inference serving.
+#[derive(Parser)]
+#[command(name = "servesim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate a scenario and write summary.json and requests.csv.
+    Run {
+        /// Scenario YAML file; without one, the bundled `quickstart` scenario runs.
+        scenario: Option<PathBuf>,
+        /// Output folder (default: reports/<scenario name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed for every random stream (overrides the file's `seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print nothing but errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check scenario files (and the traces and profiles they name) without running them.
+    Validate {
+        /// Scenario YAML files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the bundled devices, links and models.
+    Profiles,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            scenario,
+            out,
+            seed,
+            quiet,
+        } => run(scenario, out, seed, quiet),
+        Command::Validate { files } => validate(&files),
+        Command::Profiles => profiles(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: Option<&PathBuf>, overrides: &Overrides) -> anyhow::Result<Scenario> {
+    Ok(match path {
+        Some(path) => Scenario::load(path, overrides)?,
+        None => Scenario::bundled(DEFAULT_SCENARIO, overrides)
+            .expect("the quickstart scenario is bundled")?,
+    })
+}
+
+fn run(
+    path: Option<PathBuf>,
+    out: Option<PathBuf>,
+    seed: Option<u64>,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let overrides = Overrides { seed };
+    let scenario = load(path.as_ref(), &overrides)?;
+    let started = Instant::now();
+    let output = simulate(&scenario);
+    let wall_s = started.elapsed().as_secs_f64();
+    let summary = Summary::compute(&scenario, &output);
+    let out_dir = out.unwrap_or_else(|| PathBuf::from("reports").join(&scenario.name));
+    let written = write_run(&out_dir, &summary, &output.recorder)?;
+    if !quiet {
+        print!("{}", render_summary_table(&summary));
+        println!();
+        println!(
+            "wrote {} and {}",
+            written.summary.display(),
+            written.requests.display()
+        );
+        if let Some(gaps) = written.token_gaps {
+            println!("wrote {}", gaps.display());
+        }
+        eprintln!(
+            "simulated {} requests ({} events) in {:.3} s wall: {:.0} requests/s, {:.2} M events/s",
+            summary.requests.total,
+            summary.events,
+            wall_s,
+            summary.requests.total as f64 / wall_s,
+            summary.events as f64 / wall_s / 1e6
+        );
+    }
+    Ok(())
+}
+
+fn validate(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut failures = 0;
+    for file in files {
+        match Scenario::load(file, &Overrides::default()) {
+            Ok(scenario) => {
+                let pools: Vec<String> = scenario
+                    .pools
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} × {} TP{} ({} KV blocks/replica)",
+                            p.replicas,
+                            p.device.name,
+                            p.tensor_parallel,
+                            p.memory.kv_capacity_blocks
+                        )
+                    })
+                    .collect();
+                println!(
+                    "ok: {}: {} on {}; {} requests",
+                    file.display(),
+                    scenario.model.name,
+                    pools.join(" + "),
+                    scenario.requests.len()
+                );
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                failures += 1;
+            }
+        }
+    }
+    if failures > 0 {
+        anyhow::bail!("{failures} of {} files failed validation", files.len());
+    }
+    Ok(())
+}
+
+fn profiles() -> anyhow::Result<()> {
+    let catalog = Catalog::bundled()?;
+    println!("devices ({}):", catalog.devices.len());
+    println!(
+        "  {:<16} {:<4} {:>10} {:>9} {:>9} {:>7} {:>8}  {}",
+        "name", "kind", "bf16 TF/s", "mem GiB", "GB/s", "max W", "$/hour", "description"
+    );
+    for device in catalog.devices.values() {
+        println!(
+            "  {:<16} {:<4} {:>10.1} {:>9.0} {:>9.0} {:>7.0} {:>8.2}  {}",
+            device.name,
+            format!("{:?}", device.kind).to_lowercase(),
+            device.peak_flops(Dtype::Bf16) / 1e12,
+            device.memory.capacity_gib.get(),
+            device.memory.bandwidth_gbs.get(),
+            device.power.max_w.get(),
+            device.price_per_hour_usd.get(),
+            device.display_name
+        );
+    }
+    println!("\nlinks ({}):", catalog.links.len());
+    println!(
+        "  {:<24} {:<10} {:>10} {:>11}  {}",
+        "name", "kind", "GB/s/dir", "latency µs", "description"
+    );
+    for link in catalog.links.values() {
+        println!(
+            "  {:<24} {:<10} {:>10.1} {:>11.2}  {}",
+            link.name,
+            format!("{:?}", link.kind).to_lowercase(),
+            link.bandwidth_gbs_per_direction.get(),
+            link.latency_us.get(),
+            link.display_name
+        );
+    }
+    println!("\nmodels ({}):", BUNDLED_MODELS.len());
+    println!(
+        "  {:<16} {:<14} {:>9} {:>9} {:>14} {:>9}",
+        "name", "architecture", "params B", "active B", "KV KiB/token", "context"
+    );
+    for (name, text) in BUNDLED_MODELS {
+        let model = ModelSpec::from_hf_config(name, name, text)?;
+        println!(
+            "  {:<16} {:<14} {:>9.2} {:>9.2} {:>14.1} {:>9}",
+            name,
+            model.architecture,
+            model.parameter_count() as f64 / 1e9,
+            model.active_parameter_count() as f64 / 1e9,
+            model.kv_bytes_per_token(Dtype::Bf16) / 1024.0,
+            model.max_context_tokens
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! Per-request records and their aggregation into a summary.
+//!
+//! The [`Recorder`] is written by replicas as milestones happen (scheduled, token, finished,
+//! rejected, preempted). [`Summary`] is computed once, after the run, from the records and the
+//! components' counters. Nothing here influences the simulation.
+
+mod gaps;
+mod percentile;
+mod recorder;
+mod summary;
+
+pub use gaps::GapLog;
+pub use percentile::{Distribution, WeightedValues};
+pub use recorder::{Recorder, RejectReason, RequestRecord, RequestStatus};
+pub use summary::{
+    DeviceSummary, EnergySummary, GoodputSummary, KvSummary, LatencySummary, QueueSummary,
+    RequestCounts, Slo, Summary, ThroughputSummary,
+};

@@ -1,0 +1,355 @@
+//! Aggregate figures of a run: request counts, latency distributions, throughput, goodput,
+//! queue, KV occupancy, device utilisation, energy and cost.
+
+use super::{Distribution, RequestStatus, WeightedValues};
+use crate::cluster::RunOutput;
+use crate::scenario::Scenario;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Service-level objectives; absent bounds always hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Slo {
+    /// Time to first token, s.
+    pub ttft_s: Option<f64>,
+    /// Mean time per output token, s.
+    pub tpot_s: Option<f64>,
+    /// End-to-end latency, s.
+    pub e2e_s: Option<f64>,
+}
+
+/// How requests ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RequestCounts {
+    /// All requests.
+    pub total: u64,
+    /// Finished.
+    pub completed: u64,
+    /// Refused at arrival.
+    pub rejected: u64,
+    /// Still in the system at the horizon.
+    pub unfinished: u64,
+    /// Rejections by reason.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Preemptions over all requests.
+    pub preemptions: u64,
+}
+
+/// Latency distributions, s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Arrival to first scheduled.
+    pub queue_wait_s: Distribution,
+    /// Time to first token.
+    pub ttft_s: Distribution,
+    /// Time per output token after the first, per request.
+    pub tpot_s: Distribution,
+    /// Every gap between consecutive tokens of a request.
+    pub inter_token_s: Distribution,
+    /// Arrival to last token.
+    pub e2e_s: Distribution,
+}
+
+/// Rates over the simulated duration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ThroughputSummary {
+    /// Completed requests per second.
+    pub requests_per_s: f64,
+    /// Prompt tokens of completed requests per second.
+    pub input_tokens_per_s: f64,
+    /// Output tokens per second.
+    pub output_tokens_per_s: f64,
+}
+
+/// Requests within the SLO.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GoodputSummary {
+    /// The objectives.
+    pub slo: Slo,
+    /// Completed requests meeting every objective.
+    pub requests_meeting_slo: u64,
+    /// That count over all requests (rejected and unfinished ones count as misses).
+    pub fraction_meeting_slo: f64,
+    /// Requests meeting the SLO per second.
+    pub goodput_requests_per_s: f64,
+}
+
+/// Waiting-queue statistics (for Little's law: mean waiting = arrival rate × mean wait).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueueSummary {
+    /// Time-averaged number of waiting requests, summed over replicas.
+    pub mean_waiting_requests: f64,
+    /// Admitted requests per second of simulated time.
+    pub arrival_rate_per_s: f64,
+}
+
+/// KV-cache occupancy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KvSummary {
+    /// Blocks over all replicas.
+    pub capacity_blocks: u64,
+    /// Tokens per block.
+    pub block_size_tokens: u64,
+    /// Highest occupancy of any replica, fraction.
+    pub peak_occupancy: f64,
+    /// Time-averaged occupancy over all replicas, fraction.
+    pub mean_occupancy: f64,
+}
+
+/// One pool's devices.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeviceSummary {
+    /// Pool name.
+    pub pool: String,
+    /// Device profile name.
+    pub device: String,
+    /// Replicas.
+    pub replicas: u64,
+    /// Devices in the pool.
+    pub devices: u64,
+    /// Tensor-parallel degree.
+    pub tensor_parallel: u64,
+    /// KV blocks per replica.
+    pub kv_capacity_blocks_per_replica: u64,
+    /// Fraction of time iterations were running.
+    pub busy_fraction: f64,
+    /// Time-averaged fraction of peak FLOP/s.
+    pub mean_compute_utilization: f64,
+    /// Time-averaged fraction of peak memory bandwidth.
+    pub mean_memory_utilization: f64,
+    /// Iterations.
+    pub iterations: u64,
+    /// Energy of the pool's devices, J.
+    pub energy_j: f64,
+    /// Device-hours used.
+    pub device_hours: f64,
+    /// Cost of those hours, USD.
+    pub cost_usd: f64,
+}
+
+/// Energy and cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EnergySummary {
+    /// All devices, J.
+    pub total_j: f64,
+    /// Per output token, J.
+    pub j_per_output_token: f64,
+    /// Per prompt or output token, J.
+    pub j_per_token: f64,
+    /// Per completed request, J.
+    pub j_per_request: f64,
+    /// Mean power of all devices, W.
+    pub mean_power_w: f64,
+    /// Cost of all device-hours, USD.
+    pub cost_usd: f64,
+    /// Cost per million output tokens, USD.
+    pub usd_per_million_output_tokens: f64,
+}
+
+/// Everything `summary.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Model name.
+    pub model: String,
+    /// Simulated time from 0 to the last event, s.
+    pub duration_s: f64,
+    /// Request outcomes.
+    pub requests: RequestCounts,
+    /// Latencies.
+    pub latency: LatencySummary,
+    /// Throughput.
+    pub throughput: ThroughputSummary,
+    /// Goodput.
+    pub goodput: GoodputSummary,
+    /// Queue.
+    pub queue: QueueSummary,
+    /// KV cache.
+    pub kv_cache: KvSummary,
+    /// Pools.
+    pub devices: Vec<DeviceSummary>,
+    /// Energy and cost.
+    pub energy: EnergySummary,
+    /// Engine events delivered.
+    pub events: u64,
+}
+
+impl Summary {
+    /// Aggregates a run of `scenario`.
+    pub fn compute(scenario: &Scenario, run: &RunOutput) -> Summary {
+        let records = run.recorder.records();
+        let duration_s = run.engine.end_time.as_secs_f64();
+        let per_s = |x: f64| {
+            if duration_s > 0.0 {
+                x / duration_s
+            } else {
+                0.0
+            }
+        };
+
+        let mut counts = RequestCounts {
+            total: records.len() as u64,
+            ..Default::default()
+        };
+        let mut input_tokens = 0u64;
+        let mut output_tokens = 0u64;
+        let mut meeting = 0u64;
+        for record in records {
+            counts.preemptions += u64::from(record.preemptions);
+            output_tokens += u64::from(record.tokens_emitted);
+            match record.status {
+                RequestStatus::Completed => {
+                    counts.completed += 1;
+                    input_tokens += u64::from(record.spec.input_tokens);
+                    let slo = &scenario.slo;
+                    let within = |bound: Option<f64>, value: Option<f64>| match (bound, value) {
+                        (None, _) | (Some(_), None) => true,
+                        (Some(b), Some(v)) => v <= b,
+                    };
+                    if within(slo.ttft_s, record.ttft_s())
+                        && within(slo.tpot_s, record.tpot_s())
+                        && within(slo.e2e_s, record.e2e_s())
+                    {
+                        meeting += 1;
+                    }
+                }
+                RequestStatus::Rejected => {
+                    counts.rejected += 1;
+                    let reason = record.reject_reason.map_or("unknown", |r| r.category());
+                    *counts
+                        .rejected_by_reason
+                        .entry(reason.to_string())
+                        .or_default() += 1;
+                }
+                RequestStatus::Unfinished => counts.unfinished += 1,
+            }
+        }
+
+        let mut gaps = WeightedValues::default();
+        for &(gap_ns, count) in run.recorder.gap_runs() {
+            gaps.add(gap_ns as f64 * 1e-9, count);
+        }
+        let latency = LatencySummary {
+            queue_wait_s: Distribution::of(records.iter().filter_map(|r| r.queue_wait_s())),
+            ttft_s: Distribution::of(records.iter().filter_map(|r| r.ttft_s())),
+            tpot_s: Distribution::of(records.iter().filter_map(|r| r.tpot_s())),
+            inter_token_s: gaps.distribution(),
+            e2e_s: Distribution::of(records.iter().filter_map(|r| r.e2e_s())),
+        };
+
+        let admitted = records
+            .iter()
+            .filter(|r| r.status != RequestStatus::Rejected)
+            .count();
+        let queue = QueueSummary {
+            mean_waiting_requests: per_s(run.replicas.iter().map(|r| r.stats.waiting_area).sum()),
+            arrival_rate_per_s: per_s(admitted as f64),
+        };
+
+        let capacity: u64 = run.replicas.iter().map(|r| r.kv_capacity_blocks).sum();
+        let kv_cache = KvSummary {
+            capacity_blocks: capacity,
+            block_size_tokens: scenario
+                .pools
+                .first()
+                .map_or(0, |p| p.memory.block_size_tokens),
+            peak_occupancy: run
+                .replicas
+                .iter()
+                .map(|r| r.kv_peak_blocks as f64 / r.kv_capacity_blocks.max(1) as f64)
+                .fold(0.0, f64::max),
+            mean_occupancy: if capacity > 0 {
+                per_s(run.replicas.iter().map(|r| r.stats.kv_block_area).sum()) / capacity as f64
+            } else {
+                0.0
+            },
+        };
+
+        let mut devices = Vec::new();
+        for (pool_index, pool) in scenario.pools.iter().enumerate() {
+            let members: Vec<_> = run
+                .replicas
+                .iter()
+                .filter(|r| r.pool == pool_index)
+                .collect();
+            let replica_seconds = duration_s * members.len() as f64;
+            let busy_s: f64 = members.iter().map(|r| r.stats.busy_ns as f64 * 1e-9).sum();
+            let energy_j: f64 = members
+                .iter()
+                .map(|r| {
+                    let idle_s = (duration_s - r.stats.busy_ns as f64 * 1e-9).max(0.0);
+                    f64::from(r.devices) * (r.stats.busy_energy_j + r.idle_power_w * idle_s)
+                })
+                .sum();
+            let device_count = pool.replicas * pool.tensor_parallel;
+            let device_hours = device_count as f64 * duration_s / 3600.0;
+            let ratio = |x: f64| {
+                if replica_seconds > 0.0 {
+                    x / replica_seconds
+                } else {
+                    0.0
+                }
+            };
+            devices.push(DeviceSummary {
+                pool: pool.name.clone(),
+                device: pool.device.name.clone(),
+                replicas: pool.replicas,
+                devices: device_count,
+                tensor_parallel: pool.tensor_parallel,
+                kv_capacity_blocks_per_replica: pool.memory.kv_capacity_blocks,
+                busy_fraction: ratio(busy_s),
+                mean_compute_utilization: ratio(
+                    members.iter().map(|r| r.stats.compute_utilization_s).sum(),
+                ),
+                mean_memory_utilization: ratio(
+                    members.iter().map(|r| r.stats.memory_utilization_s).sum(),
+                ),
+                iterations: members.iter().map(|r| r.stats.iterations).sum(),
+                energy_j,
+                device_hours,
+                cost_usd: device_hours * pool.device.price_per_hour_usd.get(),
+            });
+        }
+        let total_j: f64 = devices.iter().map(|d| d.energy_j).sum();
+        let cost_usd: f64 = devices.iter().map(|d| d.cost_usd).sum();
+        let per = |x: f64, n: u64| if n > 0 { x / n as f64 } else { 0.0 };
+        let device_count: u64 = devices.iter().map(|d| d.devices).sum();
+        let energy = EnergySummary {
+            total_j,
+            j_per_output_token: per(total_j, output_tokens),
+            j_per_token: per(total_j, output_tokens + input_tokens),
+            j_per_request: per(total_j, counts.completed),
+            mean_power_w: per(per_s(total_j), device_count),
+            cost_usd,
+            usd_per_million_output_tokens: per(cost_usd * 1e6, output_tokens),
+        };
+
+        Summary {
+            scenario: scenario.name.clone(),
+            seed: scenario.seed,
+            model: scenario.model.name.clone(),
+            duration_s,
+            throughput: ThroughputSummary {
+                requests_per_s: per_s(counts.completed as f64),
+                input_tokens_per_s: per_s(input_tokens as f64),
+                output_tokens_per_s: per_s(output_tokens as f64),
+            },
+            goodput: GoodputSummary {
+                slo: scenario.slo,
+                requests_meeting_slo: meeting,
+                fraction_meeting_slo: per(meeting as f64, counts.total),
+                goodput_requests_per_s: per_s(meeting as f64),
+            },
+            requests: counts,
+            latency,
+            queue,
+            kv_cache,
+            devices,
+            energy,
+            events: run.engine.events_delivered,
+        }
+    }
+}

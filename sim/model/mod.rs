@@ -1,0 +1,13 @@
+//! Model architectures read from Hugging Face `config.json` files, and what follows from them:
+//! parameter bytes, KV-cache bytes per token, and the FLOPs and bytes of each operator of an
+//! iteration.
+//!
+//! This module is pure arithmetic on the architecture; it does not know about devices or time
+//! (that is `cost`).
+
+mod hf_config;
+mod ops;
+mod spec;
+
+pub use ops::{BatchShape, OpKind, Operator, OperatorPlan};
+pub use spec::{MlaSpec, ModelSpec, MoeSpec};

@@ -1,0 +1,114 @@
+//! Writing a run's results: `summary.json`, `requests.csv`, `token_gaps.csv` and the terminal
+//! table. Output is a pure function of the records, so equal runs give equal bytes.
+
+mod table;
+
+pub use table::render_summary_table;
+
+use crate::error::{Error, Result};
+use crate::metrics::{Recorder, Summary};
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Paths written by [`write_run`].
+#[derive(Debug, Clone)]
+pub struct WrittenFiles {
+    /// summary.json.
+    pub summary: PathBuf,
+    /// requests.csv.
+    pub requests: PathBuf,
+    /// token_gaps.csv, when gaps were kept.
+    pub token_gaps: Option<PathBuf>,
+}
+
+fn create(path: &Path) -> Result<BufWriter<fs::File>> {
+    fs::File::create(path)
+        .map(BufWriter::new)
+        .map_err(|e| Error::io(path, "cannot create file", e))
+}
+
+/// Writes the run's files into `dir` (created if missing).
+pub fn write_run(dir: &Path, summary: &Summary, recorder: &Recorder) -> Result<WrittenFiles> {
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create output folder", e))?;
+    let summary_path = dir.join("summary.json");
+    let json = serde_json::to_string_pretty(summary).expect("summary serializes");
+    fs::write(&summary_path, json + "\n")
+        .map_err(|e| Error::io(&summary_path, "cannot write", e))?;
+
+    let requests_path = dir.join("requests.csv");
+    write_requests(&requests_path, recorder)
+        .map_err(|e| Error::io(&requests_path, "cannot write", e))?;
+
+    let token_gaps = match recorder.token_gaps() {
+        Some(logs) => {
+            let path = dir.join("token_gaps.csv");
+            write_gaps(&path, recorder, logs).map_err(|e| Error::io(&path, "cannot write", e))?;
+            Some(path)
+        }
+        None => None,
+    };
+    Ok(WrittenFiles {
+        summary: summary_path,
+        requests: requests_path,
+        token_gaps,
+    })
+}
+
+fn opt(value: Option<f64>) -> String {
+    value.map_or_else(String::new, |v| format!("{v:.9}"))
+}
+
+fn write_requests(path: &Path, recorder: &Recorder) -> std::io::Result<()> {
+    let mut out = create(path).map_err(|e| std::io::Error::other(e.to_string()))?;
+    writeln!(
+        out,
+        "id,arrival_s,input_tokens,output_tokens,replica,status,reject_reason,queue_wait_s,ttft_s,tpot_s,max_inter_token_s,e2e_s,tokens_emitted,preemptions"
+    )?;
+    for record in recorder.records() {
+        let reason = record
+            .reject_reason
+            .map(|r| format!("\"{r}\""))
+            .unwrap_or_default();
+        let max_gap = (record.tokens_emitted >= 2).then_some(record.max_gap_ns as f64 * 1e-9);
+        writeln!(
+            out,
+            "{},{:.9},{},{},{},{},{},{},{},{},{},{},{},{}",
+            record.spec.id,
+            record.spec.arrival.as_secs_f64(),
+            record.spec.input_tokens,
+            record.spec.output_tokens,
+            record.replica.map_or_else(String::new, |r| r.to_string()),
+            record.status.name(),
+            reason,
+            opt(record.queue_wait_s()),
+            opt(record.ttft_s()),
+            opt(record.tpot_s()),
+            opt(max_gap),
+            opt(record.e2e_s()),
+            record.tokens_emitted,
+            record.preemptions,
+        )?;
+    }
+    out.flush()
+}
+
+fn write_gaps(
+    path: &Path,
+    recorder: &Recorder,
+    logs: &[crate::metrics::GapLog],
+) -> std::io::Result<()> {
+    let mut out = create(path).map_err(|e| std::io::Error::other(e.to_string()))?;
+    writeln!(out, "id,inter_token_gaps_ms")?;
+    for (record, log) in recorder.records().iter().zip(logs) {
+        write!(out, "{},", record.spec.id)?;
+        for (i, gap) in log.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b" ")?;
+            }
+            write!(out, "{:.6}", gap as f64 * 1e-6)?;
+        }
+        writeln!(out)?;
+    }
+    out.flush()
+}

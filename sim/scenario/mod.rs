@@ -1,0 +1,198 @@
+//! Scenarios: the YAML file that ties model, hardware, deployment, workload and SLOs together,
+//! validated once into a [`Scenario`] whose parts are resolved and checked.
+//!
+//! After [`Scenario::load`] succeeds the rest of the program can trust every number: devices
+//! and models exist, tensor-parallel degrees divide the heads, the model fits in memory with
+//! room for KV, and the workload is non-empty. This module does not run anything.
+
+mod memory;
+pub mod schema;
+
+pub use memory::MemoryPlan;
+
+use crate::engine::SimTime;
+use crate::error::Result;
+use crate::hardware::{bundled_scenario, Catalog, DeviceProfile, Dtype, LinkProfile};
+use crate::input::YamlSource;
+use crate::metrics::Slo;
+use crate::model::ModelSpec;
+use crate::serving::{RequestSpec, SchedulerConfig};
+use schema::{RouterKind, ScenarioFile};
+use std::path::{Path, PathBuf};
+
+/// Command-line settings that take precedence over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Replaces `seed`.
+    pub seed: Option<u64>,
+}
+
+/// A pool of identical replicas, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct PoolPlan {
+    /// Name in reports.
+    pub name: String,
+    /// Device profile.
+    pub device: DeviceProfile,
+    /// Replicas.
+    pub replicas: u64,
+    /// Devices per replica.
+    pub tensor_parallel: u64,
+    /// Link inside a replica.
+    pub interconnect: Option<LinkProfile>,
+    /// Batching limits.
+    pub scheduler: SchedulerConfig,
+    /// Memory split per device and KV capacity.
+    pub memory: MemoryPlan,
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Name in reports.
+    pub name: String,
+    /// The file as read (echoed into outputs).
+    pub file: ScenarioFile,
+    /// Where it came from.
+    pub origin: String,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// The model.
+    pub model: ModelSpec,
+    /// Weight dtype.
+    pub weight_dtype: Dtype,
+    /// KV-cache dtype.
+    pub kv_dtype: Dtype,
+    /// Router policy.
+    pub router: RouterKind,
+    /// Replica pools.
+    pub pools: Vec<PoolPlan>,
+    /// Requests in arrival order.
+    pub requests: Vec<RequestSpec>,
+    /// SLOs.
+    pub slo: Slo,
+    /// Whether to keep every gap for token_gaps.csv.
+    pub keep_token_gaps: bool,
+    /// Simulation horizon.
+    pub max_time: Option<SimTime>,
+}
+
+/// The scenario `servesim run` uses when given none.
+pub const DEFAULT_SCENARIO: &str = "quickstart";
+
+impl Scenario {
+    /// Loads and validates the scenario file at `path`.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
+        let source = YamlSource::from_file(path)?;
+        Self::from_source(&source, overrides)
+    }
+
+    /// Loads a bundled scenario by name (relative paths resolve against the project's
+    /// `scenarios/` folder when it exists, e.g. in a checkout).
+    pub fn bundled(name: &str, overrides: &Overrides) -> Option<Result<Scenario>> {
+        let text = bundled_scenario(name)?;
+        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let source = YamlSource::from_text(
+            format!("<bundled scenarios/{name}.yaml>"),
+            base,
+            text.to_string(),
+        );
+        Some(Self::from_source(&source, overrides))
+    }
+
+    /// Validates a parsed source.
+    pub fn from_source(source: &YamlSource, overrides: &Overrides) -> Result<Scenario> {
+        let file: ScenarioFile = source.parse()?;
+        let catalog = Catalog::bundled()?;
+        let model = catalog.model(&file.model, source, "model")?;
+        let weight_dtype = file.dtype.or(model.published_dtype).unwrap_or(Dtype::Bf16);
+        let weight_dtype = if weight_dtype == Dtype::Fp32 {
+            Dtype::Bf16
+        } else {
+            weight_dtype
+        };
+        let kv_dtype = file.kv_cache_dtype.unwrap_or(match weight_dtype {
+            Dtype::Fp16 => Dtype::Fp16,
+            _ => Dtype::Bf16,
+        });
+        if file.deployment.pools.is_empty() {
+            return Err(source.error("deployment.pools", "list at least one pool of replicas"));
+        }
+        let mut pools = Vec::new();
+        for (index, pool) in file.deployment.pools.iter().enumerate() {
+            let field = format!("deployment.pools[{index}]");
+            let device = catalog.device(&pool.device, source, &format!("{field}.device"))?;
+            let tensor_parallel = pool.tensor_parallel.get();
+            if model.attention_heads % tensor_parallel != 0 {
+                return Err(source.error(
+                    &format!("{field}.tensor_parallel"),
+                    format!(
+                        "tensor_parallel {tensor_parallel} does not divide the {} attention heads of {}",
+                        model.attention_heads, model.name
+                    ),
+                ));
+            }
+            let interconnect = match (&pool.interconnect, tensor_parallel) {
+                (Some(link), _) => Some(catalog.link(link, source, &format!("{field}.interconnect"))?),
+                (None, 1) => None,
+                (None, _) => {
+                    return Err(source.error(
+                        &format!("{field}.interconnect"),
+                        format!(
+                            "tensor_parallel {tensor_parallel} needs a link between the devices: add `interconnect:` (bundled links: {})",
+                            crate::input::known_list(catalog.links.keys().map(String::as_str))
+                        ),
+                    ))
+                }
+            };
+            let max_model_len = pool
+                .scheduler
+                .max_model_len
+                .map_or(model.max_context_tokens, |c| c.get());
+            let scheduler = SchedulerConfig {
+                max_num_seqs: pool.scheduler.max_num_seqs.get(),
+                max_num_batched_tokens: pool.scheduler.max_num_batched_tokens.get(),
+                chunked_prefill: pool.scheduler.chunked_prefill,
+                max_model_len,
+                policy: pool.scheduler.policy,
+            };
+            let memory = MemoryPlan::new(&model, &device, weight_dtype, kv_dtype, pool, &scheduler)
+                .map_err(|message| source.error(&format!("{field}.device"), message))?;
+            pools.push(PoolPlan {
+                name: pool.name.clone().unwrap_or_else(|| format!("pool{index}")),
+                device,
+                replicas: pool.replicas.get(),
+                tensor_parallel,
+                interconnect,
+                scheduler,
+                memory,
+            });
+        }
+        let seed = overrides.seed.unwrap_or(file.seed);
+        let requests = crate::workload::load(&file.workload, source, seed)?;
+        let name = file.name.clone().unwrap_or_else(|| {
+            Path::new(&source.name)
+                .file_stem()
+                .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
+        });
+        Ok(Scenario {
+            name,
+            origin: source.name.clone(),
+            seed,
+            model,
+            weight_dtype,
+            kv_dtype,
+            router: file.deployment.router,
+            pools,
+            requests,
+            slo: Slo {
+                ttft_s: file.slo.ttft_s.map(|v| v.get()),
+                tpot_s: file.slo.tpot_s.map(|v| v.get()),
+                e2e_s: file.slo.e2e_s.map(|v| v.get()),
+            },
+            keep_token_gaps: file.output.token_gaps,
+            max_time: file.max_time_s.map(|t| SimTime::from_secs_f64(t.get())),
+            file,
+        })
+    }
+}

@@ -1,0 +1,334 @@
+//! The scenario file format, as serde structs. Every struct rejects unknown fields; numbers
+//! are range-checked as they are read (see `input::checked`). Defaults are what a vLLM user
+//! would expect.
+
+use crate::hardware::Dtype;
+use crate::input::checked::{Count, Fraction, NonNegative, Positive};
+use crate::serving::Policy;
+use serde::{Deserialize, Serialize};
+
+/// A scenario file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Name used in reports (default: the file name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Seed of every random stream.
+    #[serde(default)]
+    pub seed: u64,
+    /// Bundled model name or path to a Hugging Face config.json.
+    pub model: String,
+    /// Weight dtype (default: the model's published dtype, else bf16).
+    #[serde(default)]
+    pub dtype: Option<Dtype>,
+    /// KV-cache dtype (default: the weight dtype, 16-bit at least).
+    #[serde(default)]
+    pub kv_cache_dtype: Option<Dtype>,
+    /// Where and how the model is served.
+    pub deployment: DeploymentSection,
+    /// The requests.
+    pub workload: WorkloadSection,
+    /// Service-level objectives for goodput.
+    #[serde(default)]
+    pub slo: SloSection,
+    /// Output options.
+    #[serde(default)]
+    pub output: OutputSection,
+    /// Stop the simulation at this simulated time (default: when all requests are done).
+    #[serde(default)]
+    pub max_time_s: Option<Positive>,
+}
+
+/// Replica pools and the router in front of them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSection {
+    /// How requests are spread over replicas.
+    #[serde(default)]
+    pub router: RouterKind,
+    /// Groups of identical replicas.
+    pub pools: Vec<PoolSection>,
+}
+
+/// Router policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouterKind {
+    /// Replicas in turn.
+    #[default]
+    RoundRobin,
+    /// The replica with the fewest prompt+output tokens still to produce.
+    LeastOutstandingTokens,
+    /// The less loaded of two replicas drawn at random.
+    PowerOfTwo,
+}
+
+/// A group of identical replicas.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSection {
+    /// Name in reports (default: `pool<i>`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Bundled device name or path to a device profile.
+    pub device: String,
+    /// Replicas in the pool.
+    #[serde(default = "one")]
+    pub replicas: Count,
+    /// Tensor-parallel degree (devices per replica).
+    #[serde(default = "one")]
+    pub tensor_parallel: Count,
+    /// Link joining a replica's devices (required when tensor_parallel > 1).
+    #[serde(default)]
+    pub interconnect: Option<String>,
+    /// Fraction of device memory serving may use (vLLM's gpu_memory_utilization).
+    #[serde(default = "default_memory_utilization")]
+    pub memory_utilization: Fraction,
+    /// Memory kept back per device for the runtime (CUDA context, graphs, communication
+    /// buffers), GiB.
+    #[serde(default = "default_runtime_reserve")]
+    pub runtime_reserve_gib: NonNegative,
+    /// Batching and queueing.
+    #[serde(default)]
+    pub scheduler: SchedulerSection,
+}
+
+fn one() -> Count {
+    Count::new(1).expect("1 is a count")
+}
+fn default_memory_utilization() -> Fraction {
+    Fraction::new(0.9).expect("0.9 is a fraction")
+}
+fn default_runtime_reserve() -> NonNegative {
+    NonNegative::new(1.0).expect("1.0 is non-negative")
+}
+
+/// Batching limits (vLLM names).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSection {
+    /// Waiting-queue order.
+    #[serde(default)]
+    pub policy: Policy,
+    /// Most sequences per batch.
+    #[serde(default = "default_max_num_seqs")]
+    pub max_num_seqs: Count,
+    /// Token budget per iteration.
+    #[serde(default = "default_max_num_batched_tokens")]
+    pub max_num_batched_tokens: Count,
+    /// Split long prompts across iterations.
+    #[serde(default = "yes")]
+    pub chunked_prefill: bool,
+    /// Tokens per KV block.
+    #[serde(default = "default_block_size")]
+    pub block_size: Count,
+    /// Longest accepted sequence (default: the model's context window).
+    #[serde(default)]
+    pub max_model_len: Option<Count>,
+}
+
+impl Default for SchedulerSection {
+    fn default() -> Self {
+        SchedulerSection {
+            policy: Policy::default(),
+            max_num_seqs: default_max_num_seqs(),
+            max_num_batched_tokens: default_max_num_batched_tokens(),
+            chunked_prefill: true,
+            block_size: default_block_size(),
+            max_model_len: None,
+        }
+    }
+}
+
+fn default_max_num_seqs() -> Count {
+    Count::new(256).expect("count")
+}
+fn default_max_num_batched_tokens() -> Count {
+    Count::new(8192).expect("count")
+}
+fn default_block_size() -> Count {
+    Count::new(16).expect("count")
+}
+fn yes() -> bool {
+    true
+}
+
+/// Where requests come from: exactly one of `synthetic` or `trace`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSection {
+    /// Generated requests.
+    #[serde(default)]
+    pub synthetic: Option<SyntheticSection>,
+    /// Replayed requests.
+    #[serde(default)]
+    pub trace: Option<TraceSection>,
+}
+
+/// A generated workload.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticSection {
+    /// Number of requests.
+    pub requests: Count,
+    /// Arrival process.
+    pub arrival: ArrivalSection,
+    /// Prompt lengths.
+    pub input_tokens: LengthSection,
+    /// Output lengths.
+    pub output_tokens: LengthSection,
+}
+
+/// Arrival processes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "process", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ArrivalSection {
+    /// Exponential inter-arrival times.
+    Poisson {
+        /// Mean arrivals per second.
+        rate_per_s: Positive,
+    },
+    /// Gamma inter-arrival times with coefficient of variation `cv` (1 = Poisson, > 1 bursty).
+    Gamma {
+        /// Mean arrivals per second.
+        rate_per_s: Positive,
+        /// Coefficient of variation of the inter-arrival time.
+        cv: Positive,
+    },
+    /// Evenly spaced arrivals.
+    Constant {
+        /// Arrivals per second.
+        rate_per_s: Positive,
+    },
+    /// Poisson arrivals during `on_s`-long bursts separated by `off_s` of silence.
+    OnOff {
+        /// Mean arrivals per second while on.
+        rate_per_s: Positive,
+        /// Length of a burst, s.
+        on_s: Positive,
+        /// Length of a pause, s.
+        off_s: Positive,
+    },
+}
+
+/// Token-length distributions; samples are rounded up to whole tokens and clamped to
+/// `[min, max]` (min defaults to 1).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "distribution", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LengthSection {
+    /// Always `value`.
+    Fixed {
+        /// The length.
+        value: Count,
+    },
+    /// Uniform integers in `[min, max]`.
+    Uniform {
+        /// Smallest.
+        min: Count,
+        /// Largest.
+        max: Count,
+    },
+    /// Log-normal with the given mean and coefficient of variation.
+    Lognormal {
+        /// Mean length.
+        mean: Positive,
+        /// Coefficient of variation.
+        cv: Positive,
+        /// Clamp below.
+        #[serde(default)]
+        min: Option<Count>,
+        /// Clamp above.
+        #[serde(default)]
+        max: Option<Count>,
+    },
+    /// Exponential with the given mean, rounded up (a geometric distribution).
+    Exponential {
+        /// Mean length.
+        mean: Positive,
+        /// Clamp above.
+        #[serde(default)]
+        max: Option<Count>,
+    },
+    /// Drawn uniformly from listed values or from a column of a trace.
+    Empirical {
+        /// Values to draw from.
+        #[serde(default)]
+        values: Option<Vec<Count>>,
+        /// A trace to draw from instead.
+        #[serde(default)]
+        trace: Option<TraceSection>,
+        /// Which column of the trace: `input` or `output`.
+        #[serde(default)]
+        field: Option<TraceField>,
+    },
+}
+
+/// Which length of a trace row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceField {
+    /// Prompt tokens.
+    Input,
+    /// Output tokens.
+    Output,
+}
+
+/// A trace to replay.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSection {
+    /// File format.
+    pub format: TraceFormat,
+    /// Path, relative to the scenario file.
+    pub path: String,
+    /// Multiplier on inter-arrival times: 0.5 replays twice as fast, 2 half as fast.
+    #[serde(default = "unit_scale")]
+    pub time_scale: Positive,
+    /// Replay only the first `limit` requests.
+    #[serde(default)]
+    pub limit: Option<Count>,
+}
+
+fn unit_scale() -> Positive {
+    Positive::new(1.0).expect("positive")
+}
+
+/// Supported trace formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceFormat {
+    /// Azure LLM inference trace: `TIMESTAMP,ContextTokens,GeneratedTokens`.
+    Azure,
+    /// Mooncake JSONL: `timestamp` (ms), `input_length`, `output_length`, `hash_ids`.
+    Mooncake,
+    /// Plain CSV: `arrival_s,input_tokens,output_tokens[,priority]`.
+    Csv,
+}
+
+/// Service-level objectives; a request meets the SLO when every given bound holds.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSection {
+    /// Bound on time to first token, s.
+    #[serde(default)]
+    pub ttft_s: Option<Positive>,
+    /// Bound on mean time per output token, s.
+    #[serde(default)]
+    pub tpot_s: Option<Positive>,
+    /// Bound on end-to-end latency, s.
+    #[serde(default)]
+    pub e2e_s: Option<Positive>,
+}
+
+/// Output options.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    /// Write every inter-token gap of every request to `token_gaps.csv`.
+    #[serde(default)]
+    pub token_gaps: bool,
+}

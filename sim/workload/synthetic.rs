@@ -1,0 +1,226 @@
+//! Synthetic workloads: arrival processes and length distributions from rand_distr.
+
+use crate::engine::{secs_to_nanos, stream_rng, SimRng, SimTime};
+use crate::error::Result;
+use crate::input::YamlSource;
+use crate::scenario::schema::{ArrivalSection, LengthSection, SyntheticSection, TraceField};
+use crate::serving::RequestSpec;
+use rand::Rng;
+use rand_distr::{Distribution, Exp, Gamma, LogNormal};
+
+/// Generates the requests of `section` under `seed`.
+pub fn generate(
+    section: &SyntheticSection,
+    source: &YamlSource,
+    seed: u64,
+) -> Result<Vec<RequestSpec>> {
+    let count = section.requests.get() as usize;
+    let mut input = LengthSampler::new(
+        &section.input_tokens,
+        source,
+        "workload.synthetic.input_tokens",
+    )?;
+    let mut output = LengthSampler::new(
+        &section.output_tokens,
+        source,
+        "workload.synthetic.output_tokens",
+    )?;
+    let mut arrivals = ArrivalSampler::new(&section.arrival, source)?;
+    let mut arrival_rng = stream_rng(seed, "workload/arrivals");
+    let mut input_rng = stream_rng(seed, "workload/input_tokens");
+    let mut output_rng = stream_rng(seed, "workload/output_tokens");
+    let mut requests = Vec::with_capacity(count);
+    for id in 0..count {
+        let arrival = arrivals.next(&mut arrival_rng);
+        requests.push(RequestSpec {
+            id: id as u64,
+            arrival,
+            input_tokens: input.sample(&mut input_rng),
+            output_tokens: output.sample(&mut output_rng),
+            priority: 0,
+        });
+    }
+    Ok(requests)
+}
+
+enum Gap {
+    Exponential(Exp<f64>),
+    Gamma(Gamma<f64>),
+    Constant(f64),
+}
+
+struct ArrivalSampler {
+    gap: Gap,
+    /// (on, off) lengths in ns for on/off processes.
+    on_off_ns: Option<(u64, u64)>,
+    /// Time on the "on" clock (excluding pauses), ns.
+    busy_clock_ns: u64,
+}
+
+impl ArrivalSampler {
+    fn new(section: &ArrivalSection, source: &YamlSource) -> Result<Self> {
+        let field = "workload.synthetic.arrival";
+        let invalid = |e: &dyn std::fmt::Display| {
+            source.error(field, format!("invalid arrival process: {e}"))
+        };
+        let (gap, on_off_ns) = match section {
+            ArrivalSection::Poisson { rate_per_s } => (
+                Gap::Exponential(Exp::new(rate_per_s.get()).map_err(|e| invalid(&e))?),
+                None,
+            ),
+            ArrivalSection::Gamma { rate_per_s, cv } => {
+                // Mean 1/rate, CV cv: shape 1/cv², scale cv²/rate.
+                let shape = 1.0 / (cv.get() * cv.get());
+                let scale = cv.get() * cv.get() / rate_per_s.get();
+                (
+                    Gap::Gamma(Gamma::new(shape, scale).map_err(|e| invalid(&e))?),
+                    None,
+                )
+            }
+            ArrivalSection::Constant { rate_per_s } => {
+                (Gap::Constant(1.0 / rate_per_s.get()), None)
+            }
+            ArrivalSection::OnOff {
+                rate_per_s,
+                on_s,
+                off_s,
+            } => (
+                Gap::Exponential(Exp::new(rate_per_s.get()).map_err(|e| invalid(&e))?),
+                Some((secs_to_nanos(on_s.get()).max(1), secs_to_nanos(off_s.get()))),
+            ),
+        };
+        Ok(ArrivalSampler {
+            gap,
+            on_off_ns,
+            busy_clock_ns: 0,
+        })
+    }
+
+    fn next(&mut self, rng: &mut SimRng) -> SimTime {
+        let gap_s = match &self.gap {
+            Gap::Exponential(d) => d.sample(rng),
+            Gap::Gamma(d) => d.sample(rng),
+            Gap::Constant(g) => *g,
+        };
+        self.busy_clock_ns = self.busy_clock_ns.saturating_add(secs_to_nanos(gap_s));
+        match self.on_off_ns {
+            None => SimTime::from_nanos(self.busy_clock_ns),
+            Some((on, off)) => {
+                // Arrivals happen on the "on" clock; each completed burst adds a pause.
+                let bursts = self.busy_clock_ns / on;
+                SimTime::from_nanos(
+                    self.busy_clock_ns
+                        .saturating_add(bursts.saturating_mul(off)),
+                )
+            }
+        }
+    }
+}
+
+enum LengthKind {
+    Fixed(u32),
+    Uniform(u32, u32),
+    LogNormal(LogNormal<f64>),
+    Exponential(Exp<f64>),
+    Empirical(Vec<u32>),
+}
+
+struct LengthSampler {
+    kind: LengthKind,
+    min: u32,
+    max: u32,
+}
+
+fn to_u32(value: u64) -> u32 {
+    value.min(u64::from(u32::MAX)) as u32
+}
+
+impl LengthSampler {
+    fn new(section: &LengthSection, source: &YamlSource, field: &str) -> Result<Self> {
+        let invalid =
+            |e: &dyn std::fmt::Display| source.error(field, format!("invalid distribution: {e}"));
+        let (kind, min, max) = match section {
+            LengthSection::Fixed { value } => (LengthKind::Fixed(to_u32(value.get())), 1, u32::MAX),
+            LengthSection::Uniform { min, max } => {
+                if min > max {
+                    return Err(source.error(
+                        &format!("{field}.min"),
+                        format!("min ({min}) exceeds max ({max})"),
+                    ));
+                }
+                (
+                    LengthKind::Uniform(to_u32(min.get()), to_u32(max.get())),
+                    1,
+                    u32::MAX,
+                )
+            }
+            LengthSection::Lognormal { mean, cv, min, max } => {
+                let d = LogNormal::from_mean_cv(mean.get(), cv.get()).map_err(|e| invalid(&e))?;
+                let lo = min.map_or(1, |m| to_u32(m.get()));
+                let hi = max.map_or(u32::MAX, |m| to_u32(m.get()));
+                if lo > hi {
+                    return Err(source.error(
+                        &format!("{field}.min"),
+                        format!("min ({lo}) exceeds max ({hi})"),
+                    ));
+                }
+                (LengthKind::LogNormal(d), lo, hi)
+            }
+            LengthSection::Exponential { mean, max } => {
+                let d = Exp::new(1.0 / mean.get()).map_err(|e| invalid(&e))?;
+                (
+                    LengthKind::Exponential(d),
+                    1,
+                    max.map_or(u32::MAX, |m| to_u32(m.get())),
+                )
+            }
+            LengthSection::Empirical {
+                values,
+                trace,
+                field: which,
+            } => {
+                let values: Vec<u32> = match (values, trace) {
+                    (Some(values), None) if !values.is_empty() => {
+                        values.iter().map(|v| to_u32(v.get())).collect()
+                    }
+                    (Some(_), None) => {
+                        return Err(source.error(&format!("{field}.values"), "the list is empty"))
+                    }
+                    (None, Some(trace)) => {
+                        let which = which.ok_or_else(|| {
+                            source.error(field, "say which trace column to draw from: `field: input` or `field: output`")
+                        })?;
+                        let rows = super::read_trace(trace.format, &source.resolve(&trace.path))
+                            .map_err(|e| {
+                                super::wrap_file_error(source, &format!("{field}.trace.path"), e)
+                            })?;
+                        rows.iter()
+                            .map(|r| match which {
+                                TraceField::Input => r.input_tokens,
+                                TraceField::Output => r.output_tokens,
+                            })
+                            .collect()
+                    }
+                    _ => {
+                        return Err(source.error(field, "give exactly one of `values:` or `trace:`"))
+                    }
+                };
+                (LengthKind::Empirical(values), 1, u32::MAX)
+            }
+        };
+        Ok(LengthSampler { kind, min, max })
+    }
+
+    fn sample(&mut self, rng: &mut SimRng) -> u32 {
+        let raw = match &self.kind {
+            LengthKind::Fixed(v) => return *v,
+            LengthKind::Uniform(lo, hi) => return rng.gen_range(*lo..=*hi),
+            LengthKind::Empirical(values) => return values[rng.gen_range(0..values.len())],
+            LengthKind::LogNormal(d) => d.sample(rng),
+            LengthKind::Exponential(d) => d.sample(rng),
+        };
+        let rounded = raw.ceil();
+        let clamped = rounded.clamp(f64::from(self.min), f64::from(self.max));
+        clamped as u32
+    }
+}

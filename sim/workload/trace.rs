@@ -1,0 +1,307 @@
+//! Trace readers. Every malformed row is an error naming the file, the line and the column.
+
+use crate::error::{read_text, Error, Location, Result};
+use crate::scenario::schema::TraceFormat;
+use serde::Deserialize;
+use std::path::Path;
+
+/// One request of a trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceRow {
+    /// Arrival in ns on the trace's own clock (only differences matter).
+    pub arrival_ns: i64,
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Output tokens.
+    pub output_tokens: u32,
+    /// Priority class (plain CSV only; 0 otherwise).
+    pub priority: i32,
+    /// Prefix-block hashes (Mooncake only).
+    pub prefix_hashes: Vec<u64>,
+}
+
+/// Reads a whole trace file.
+pub fn read_trace(format: TraceFormat, path: &Path) -> Result<Vec<TraceRow>> {
+    let text = read_text(path)?;
+    let file = path.display().to_string();
+    let rows = match format {
+        TraceFormat::Azure => read_csv(
+            &file,
+            &text,
+            &["TIMESTAMP", "ContextTokens", "GeneratedTokens"],
+            azure_row,
+        )?,
+        TraceFormat::Csv => read_csv(
+            &file,
+            &text,
+            &["arrival_s", "input_tokens", "output_tokens"],
+            plain_row,
+        )?,
+        TraceFormat::Mooncake => read_mooncake(&file, &text)?,
+    };
+    if rows.is_empty() {
+        return Err(Error::in_file(file, "the trace has no requests"));
+    }
+    Ok(rows)
+}
+
+fn row_error(file: &str, line: u64, field: &str, message: impl Into<String>) -> Error {
+    Error::at(
+        Location {
+            file: file.to_string(),
+            line: Some(line as usize),
+            field: Some(field.to_string()),
+        },
+        message,
+    )
+}
+
+type RowParser = fn(&str, u64, &[&str], &csv::StringRecord, &[usize]) -> Result<TraceRow>;
+
+fn read_csv(file: &str, text: &str, required: &[&str], parse: RowParser) -> Result<Vec<TraceRow>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| {
+            Error::at(
+                Location {
+                    file: file.into(),
+                    line: Some(1),
+                    field: None,
+                },
+                format!("cannot read the header: {e}"),
+            )
+        })?
+        .clone();
+    let mut columns = Vec::new();
+    for name in required {
+        match headers.iter().position(|h| h == *name) {
+            Some(index) => columns.push(index),
+            None => {
+                return Err(Error::at(
+                    Location {
+                        file: file.into(),
+                        line: Some(1),
+                        field: None,
+                    },
+                    format!(
+                        "the header lacks column `{name}`; expected columns {} (found: {})",
+                        required.join(","),
+                        headers.iter().collect::<Vec<_>>().join(",")
+                    ),
+                ))
+            }
+        }
+    }
+    if let Some(index) = headers.iter().position(|h| h == "priority") {
+        columns.push(index);
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            Error::at(
+                Location {
+                    file: file.into(),
+                    line: Some(line as usize),
+                    field: None,
+                },
+                format!("malformed row: {e}"),
+            )
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let names: Vec<&str> = required.to_vec();
+        rows.push(parse(file, line, &names, &record, &columns)?);
+    }
+    Ok(rows)
+}
+
+fn cell<'r>(record: &'r csv::StringRecord, columns: &[usize], index: usize) -> &'r str {
+    columns
+        .get(index)
+        .and_then(|&c| record.get(c))
+        .unwrap_or("")
+}
+
+fn token_count(file: &str, line: u64, field: &str, text: &str) -> Result<u32> {
+    match text.parse::<u64>() {
+        Ok(value) if value >= 1 && value <= u64::from(u32::MAX) => Ok(value as u32),
+        _ => Err(row_error(
+            file,
+            line,
+            field,
+            format!("expected a whole number of tokens ≥ 1, found {text:?}"),
+        )),
+    }
+}
+
+fn azure_row(
+    file: &str,
+    line: u64,
+    names: &[&str],
+    record: &csv::StringRecord,
+    columns: &[usize],
+) -> Result<TraceRow> {
+    let stamp = cell(record, columns, 0);
+    let arrival_ns = parse_timestamp(stamp).ok_or_else(|| {
+        row_error(
+            file,
+            line,
+            names[0],
+            format!("expected a timestamp like 2023-11-16 18:15:46.6805900, found {stamp:?}"),
+        )
+    })?;
+    Ok(TraceRow {
+        arrival_ns,
+        input_tokens: token_count(file, line, names[1], cell(record, columns, 1))?,
+        output_tokens: token_count(file, line, names[2], cell(record, columns, 2))?,
+        priority: 0,
+        prefix_hashes: Vec::new(),
+    })
+}
+
+fn plain_row(
+    file: &str,
+    line: u64,
+    names: &[&str],
+    record: &csv::StringRecord,
+    columns: &[usize],
+) -> Result<TraceRow> {
+    let arrival_text = cell(record, columns, 0);
+    let arrival_s: f64 = match arrival_text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => v,
+        _ => {
+            return Err(row_error(
+                file,
+                line,
+                names[0],
+                format!("expected seconds ≥ 0, found {arrival_text:?}"),
+            ))
+        }
+    };
+    let priority = match columns.get(3) {
+        Some(_) => {
+            let text = cell(record, columns, 3);
+            text.parse::<i32>().map_err(|_| {
+                row_error(
+                    file,
+                    line,
+                    "priority",
+                    format!("expected an integer, found {text:?}"),
+                )
+            })?
+        }
+        None => 0,
+    };
+    Ok(TraceRow {
+        arrival_ns: (arrival_s * 1e9).round() as i64,
+        input_tokens: token_count(file, line, names[1], cell(record, columns, 1))?,
+        output_tokens: token_count(file, line, names[2], cell(record, columns, 2))?,
+        priority,
+        prefix_hashes: Vec::new(),
+    })
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.fraction]` (UTC) to ns since the Unix epoch.
+fn parse_timestamp(text: &str) -> Option<i64> {
+    let (date, time) = text.trim().split_once([' ', 'T'])?;
+    let mut date_parts = date.split('-');
+    let year: i64 = date_parts.next()?.parse().ok()?;
+    let month: i64 = date_parts.next()?.parse().ok()?;
+    let day: i64 = date_parts.next()?.parse().ok()?;
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut clock_parts = clock.split(':');
+    let hour: i64 = clock_parts.next()?.parse().ok()?;
+    let minute: i64 = clock_parts.next()?.parse().ok()?;
+    let second: i64 = clock_parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let digits: String = fraction.chars().take(9).collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: i64 = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
+    let days = days_from_civil(year, month, day);
+    Some(((days * 24 + hour) * 60 + minute) * 60_000_000_000 + second * 1_000_000_000 + nanos)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[derive(Deserialize)]
+struct MooncakeRow {
+    timestamp: f64,
+    input_length: u64,
+    output_length: u64,
+    #[serde(default)]
+    hash_ids: Vec<u64>,
+}
+
+fn read_mooncake(file: &str, text: &str) -> Result<Vec<TraceRow>> {
+    let mut rows = Vec::new();
+    for (index, line_text) in text.lines().enumerate() {
+        let line = index as u64 + 1;
+        if line_text.trim().is_empty() {
+            continue;
+        }
+        let row: MooncakeRow = serde_json::from_str(line_text)
+            .map_err(|e| row_error(file, line, "", format!("not a Mooncake trace record: {e}")))?;
+        if !row.timestamp.is_finite() || row.timestamp < 0.0 {
+            return Err(row_error(
+                file,
+                line,
+                "timestamp",
+                format!("expected milliseconds ≥ 0, found {}", row.timestamp),
+            ));
+        }
+        let count = |field: &str, value: u64| token_count(file, line, field, &value.to_string());
+        rows.push(TraceRow {
+            arrival_ns: (row.timestamp * 1e6).round() as i64,
+            input_tokens: count("input_length", row.input_length)?,
+            output_tokens: count("output_length", row.output_length)?,
+            priority: 0,
+            prefix_hashes: row.hash_ids,
+        });
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azure_timestamps_parse_to_nanoseconds() {
+        let a = parse_timestamp("2023-11-16 18:15:46.6805900").unwrap();
+        let b = parse_timestamp("2023-11-16 18:15:50.9951690").unwrap();
+        assert_eq!(b - a, 4_314_579_000);
+        assert_eq!(parse_timestamp("1970-01-01 00:00:01"), Some(1_000_000_000));
+        assert_eq!(
+            parse_timestamp("2024-03-01 00:00:00").unwrap()
+                - parse_timestamp("2024-02-28 00:00:00").unwrap(),
+            2 * 86_400_000_000_000
+        );
+        assert!(parse_timestamp("yesterday").is_none());
+        assert!(parse_timestamp("2023-13-01 00:00:00").is_none());
+    }
+}
