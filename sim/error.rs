@@ -59,31 +59,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An input error in `file` with no more precise location.
     pub fn in_file(file: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Input {
-            location: Location {
-                file: file.into(),
-                line: None,
-                field: None,
-            },
-            message: message.into(),
-        }
+        Error::Input { location: Location { file: file.into(), line: None, field: None }, message: message.into() }
     }
 
     /// An input error at a known location.
     pub fn at(location: Location, message: impl Into<String>) -> Self {
-        Error::Input {
-            location,
-            message: message.into(),
-        }
+        Error::Input { location, message: message.into() }
     }
 
     /// A read/write failure.
     pub fn io(path: &Path, message: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.to_path_buf(),
-            message: message.into(),
-            source,
-        }
+        Error::Io { path: path.to_path_buf(), message: message.into(), source }
     }
 }
 

@@ -48,12 +48,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run {
-            scenario,
-            out,
-            seed,
-            quiet,
-        } => run(scenario, out, seed, quiet),
+        Command::Run { scenario, out, seed, quiet } => run(scenario, out, seed, quiet),
         Command::Validate { files } => validate(&files),
         Command::Profiles => profiles(),
     };
@@ -69,17 +64,11 @@ fn main() -> ExitCode {
 fn load(path: Option<&PathBuf>, overrides: &Overrides) -> anyhow::Result<Scenario> {
     Ok(match path {
         Some(path) => Scenario::load(path, overrides)?,
-        None => Scenario::bundled(DEFAULT_SCENARIO, overrides)
-            .expect("the quickstart scenario is bundled")?,
+        None => Scenario::bundled(DEFAULT_SCENARIO, overrides).expect("the quickstart scenario is bundled")?,
     })
 }
 
-fn run(
-    path: Option<PathBuf>,
-    out: Option<PathBuf>,
-    seed: Option<u64>,
-    quiet: bool,
-) -> anyhow::Result<()> {
+fn run(path: Option<PathBuf>, out: Option<PathBuf>, seed: Option<u64>, quiet: bool) -> anyhow::Result<()> {
     let overrides = Overrides { seed };
     let scenario = load(path.as_ref(), &overrides)?;
     let started = Instant::now();
@@ -91,11 +80,7 @@ fn run(
     if !quiet {
         print!("{}", render_summary_table(&summary));
         println!();
-        println!(
-            "wrote {} and {}",
-            written.summary.display(),
-            written.requests.display()
-        );
+        println!("wrote {} and {}", written.summary.display(), written.requests.display());
         if let Some(gaps) = written.token_gaps {
             println!("wrote {}", gaps.display());
         }
@@ -122,10 +107,7 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<()> {
                     .map(|p| {
                         format!(
                             "{} × {} TP{} ({} KV blocks/replica)",
-                            p.replicas,
-                            p.device.name,
-                            p.tensor_parallel,
-                            p.memory.kv_capacity_blocks
+                            p.replicas, p.device.name, p.tensor_parallel, p.memory.kv_capacity_blocks
                         )
                     })
                     .collect();
@@ -170,10 +152,7 @@ fn profiles() -> anyhow::Result<()> {
         );
     }
     println!("\nlinks ({}):", catalog.links.len());
-    println!(
-        "  {:<24} {:<10} {:>10} {:>11}  {}",
-        "name", "kind", "GB/s/dir", "latency µs", "description"
-    );
+    println!("  {:<24} {:<10} {:>10} {:>11}  {}", "name", "kind", "GB/s/dir", "latency µs", "description");
     for link in catalog.links.values() {
         println!(
             "  {:<24} {:<10} {:>10.1} {:>11.2}  {}",

@@ -9,10 +9,10 @@ mod router;
 
 pub use router::Router;
 
-use crate::cost::RooflineCostModel;
+use crate::cost::{CostModel, RooflineCostModel};
 use crate::engine::{self, EventQueue, RunStats, SimTime, World};
 use crate::metrics::Recorder;
-use crate::scenario::Scenario;
+use crate::scenario::{PoolPlan, Scenario};
 use crate::serving::{BlockPool, Replica, ReplicaStats, RequestSpec};
 
 /// Events of a serving simulation.
@@ -62,27 +62,33 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Builds the cluster a scenario describes.
+    /// Builds the cluster a scenario describes, pricing iterations with the roofline model.
     pub fn build(scenario: &Scenario) -> Cluster {
+        Self::build_with(scenario, |scenario, pool| {
+            Box::new(RooflineCostModel::new(
+                &scenario.model,
+                &pool.device,
+                scenario.weight_dtype,
+                scenario.kv_dtype,
+                pool.tensor_parallel,
+                pool.interconnect.as_ref(),
+            ))
+        })
+    }
+
+    /// Builds the cluster with the cost model `cost_model(scenario, pool)` for each replica.
+    pub fn build_with(
+        scenario: &Scenario,
+        mut cost_model: impl FnMut(&Scenario, &PoolPlan) -> Box<dyn CostModel>,
+    ) -> Cluster {
         let mut replicas = Vec::new();
         let mut replica_pool = Vec::new();
         for (pool_index, pool) in scenario.pools.iter().enumerate() {
             for _ in 0..pool.replicas {
-                let cost = RooflineCostModel::new(
-                    &scenario.model,
-                    &pool.device,
-                    scenario.weight_dtype,
-                    scenario.kv_dtype,
-                    pool.tensor_parallel,
-                    pool.interconnect.as_ref(),
-                );
                 replicas.push(Replica::new(
                     pool.scheduler,
-                    Box::new(cost),
-                    BlockPool::new(
-                        pool.memory.kv_capacity_blocks,
-                        pool.memory.block_size_tokens,
-                    ),
+                    cost_model(scenario, pool),
+                    BlockPool::new(pool.memory.kv_capacity_blocks, pool.memory.block_size_tokens),
                     pool.tensor_parallel as u32,
                     pool.device.power.idle_w.get(),
                     pool.device.power.max_w.get(),
@@ -106,7 +112,18 @@ impl Cluster {
             queue.schedule_at(first.arrival, Event::Arrival(0));
         }
         let engine = engine::run(&mut self, &mut queue, until);
-        let end = engine.end_time;
+        let mut output = self.finish(engine.end_time);
+        output.engine = engine;
+        output
+    }
+
+    /// The replicas (for inspection between events).
+    pub fn replicas(&self) -> &[Replica] {
+        &self.replicas
+    }
+
+    /// Closes the time integrals at `end` and hands over the records.
+    pub fn finish(mut self, end: SimTime) -> RunOutput {
         let replicas = self
             .replicas
             .iter_mut()
@@ -123,11 +140,7 @@ impl Cluster {
                 }
             })
             .collect();
-        RunOutput {
-            recorder: self.recorder,
-            replicas,
-            engine,
-        }
+        RunOutput { recorder: self.recorder, replicas, engine: RunStats { events_delivered: 0, end_time: end } }
     }
 
     fn start_iteration(queue: &mut EventQueue<Event>, replica: usize, duration_ns: Option<u64>) {
@@ -149,8 +162,7 @@ impl World for Cluster {
                 let target = self.router.choose(&self.replicas);
                 self.recorder.routed(index, target as u32);
                 let spec = self.requests[index];
-                let started =
-                    self.replicas[target].on_arrival(now, index, &spec, &mut self.recorder);
+                let started = self.replicas[target].on_arrival(now, index, &spec, &mut self.recorder);
                 Self::start_iteration(queue, target, started);
             }
             Event::IterationDone(replica) => {

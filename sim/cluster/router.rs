@@ -15,11 +15,7 @@ pub struct Router {
 impl Router {
     /// A router of `kind`; power-of-two draws from its own stream of `seed`.
     pub fn new(kind: RouterKind, seed: u64) -> Self {
-        Router {
-            kind,
-            next: 0,
-            rng: stream_rng(seed, "router"),
-        }
+        Router { kind, next: 0, rng: stream_rng(seed, "router") }
     }
 
     /// The replica for the next request. Ties go to the lowest index.
@@ -34,9 +30,9 @@ impl Router {
                 self.next = (self.next + 1) % n;
                 chosen
             }
-            RouterKind::LeastOutstandingTokens => (0..n)
-                .min_by_key(|&i| (replicas[i].outstanding_tokens(), i))
-                .expect("replicas exist"),
+            RouterKind::LeastOutstandingTokens => {
+                (0..n).min_by_key(|&i| (replicas[i].outstanding_tokens(), i)).expect("replicas exist")
+            }
             RouterKind::PowerOfTwo => {
                 let a = self.rng.gen_range(0..n);
                 let mut b = self.rng.gen_range(0..n - 1);

@@ -27,9 +27,7 @@ impl IterationCost {
     /// The utilisation that drives power: the busier of compute and memory, as in a roofline
     /// the binding resource is the one running flat out.
     pub fn activity(&self) -> f64 {
-        self.compute_utilization
-            .max(self.memory_utilization)
-            .clamp(0.0, 1.0)
+        self.compute_utilization.max(self.memory_utilization).clamp(0.0, 1.0)
     }
 }
 

@@ -53,8 +53,7 @@ impl RooflineCostModel {
             plan: OperatorPlan::new(model, tensor_parallel, weight_dtype, kv_dtype),
             gemm_flops_per_s: peak_gemm * device.compute.gemm_efficiency.get(),
             attention_flops_per_s: peak_attention * device.compute.attention_efficiency.get(),
-            bytes_per_s: device.memory_bandwidth_bytes_per_s()
-                * device.memory.bandwidth_efficiency.get(),
+            bytes_per_s: device.memory_bandwidth_bytes_per_s() * device.memory.bandwidth_efficiency.get(),
             peak_flops: peak_gemm,
             peak_bytes_per_s: device.memory_bandwidth_bytes_per_s(),
             kernel_s: device.overheads.kernel_launch_us.get() * 1e-6,
@@ -69,16 +68,11 @@ impl RooflineCostModel {
     /// Seconds one repetition of `op` takes.
     pub fn operator_seconds(&self, op: &Operator) -> f64 {
         match op.kind {
-            OpKind::Gemm => {
-                (op.flops / self.gemm_flops_per_s).max(op.bytes / self.bytes_per_s) + self.kernel_s
-            }
+            OpKind::Gemm => (op.flops / self.gemm_flops_per_s).max(op.bytes / self.bytes_per_s) + self.kernel_s,
             OpKind::Attention => {
-                (op.flops / self.attention_flops_per_s).max(op.bytes / self.bytes_per_s)
-                    + self.kernel_s
+                (op.flops / self.attention_flops_per_s).max(op.bytes / self.bytes_per_s) + self.kernel_s
             }
-            OpKind::Memory => {
-                (op.bytes / self.bytes_per_s).max(op.flops / self.gemm_flops_per_s) + self.kernel_s
-            }
+            OpKind::Memory => (op.bytes / self.bytes_per_s).max(op.flops / self.gemm_flops_per_s) + self.kernel_s,
             OpKind::AllReduce => self.ring_all_reduce_seconds(op.bytes),
         }
     }

@@ -34,11 +34,7 @@ pub struct RunStats {
 
 /// Delivers events from `queue` to `world` in order until the queue is empty or the next event
 /// lies beyond `until`.
-pub fn run<W: World>(
-    world: &mut W,
-    queue: &mut EventQueue<W::Event>,
-    until: Option<SimTime>,
-) -> RunStats {
+pub fn run<W: World>(world: &mut W, queue: &mut EventQueue<W::Event>, until: Option<SimTime>) -> RunStats {
     let mut stats = RunStats::default();
     while let Some(next_time) = queue.peek_time() {
         if until.is_some_and(|limit| next_time > limit) {

@@ -53,11 +53,7 @@ impl<E> Default for EventQueue<E> {
 impl<E> EventQueue<E> {
     /// An empty queue at time zero.
     pub fn new() -> Self {
-        EventQueue {
-            heap: BinaryHeap::new(),
-            next_sequence: 0,
-            now: SimTime::ZERO,
-        }
+        EventQueue { heap: BinaryHeap::new(), next_sequence: 0, now: SimTime::ZERO }
     }
 
     /// The time of the event being delivered (or the last one delivered).
@@ -75,11 +71,7 @@ impl<E> EventQueue<E> {
         let time = time.max(self.now);
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        self.heap.push(Scheduled {
-            time,
-            sequence,
-            event,
-        });
+        self.heap.push(Scheduled { time, sequence, event });
     }
 
     /// Schedules `event` `delay_ns` nanoseconds after `now`.

@@ -22,10 +22,7 @@ pub struct Catalog {
 
 /// Whether a reference names a file rather than a catalog entry.
 fn is_path(reference: &str) -> bool {
-    reference.contains('/')
-        || reference.contains('\\')
-        || reference.ends_with(".yaml")
-        || reference.ends_with(".json")
+    reference.contains('/') || reference.contains('\\') || reference.ends_with(".yaml") || reference.ends_with(".json")
 }
 
 impl Catalog {
@@ -50,16 +47,10 @@ impl Catalog {
 
     /// Resolves `reference` (a catalog name or a path to a YAML profile) written at `field` of
     /// `scenario`.
-    pub fn device(
-        &self,
-        reference: &str,
-        scenario: &YamlSource,
-        field: &str,
-    ) -> Result<DeviceProfile> {
+    pub fn device(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<DeviceProfile> {
         if is_path(reference) {
             let path = scenario.resolve(reference);
-            let source =
-                YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
+            let source = YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
             return DeviceProfile::from_source(&source);
         }
         self.devices.get(reference).cloned().ok_or_else(|| {
@@ -77,8 +68,7 @@ impl Catalog {
     pub fn link(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<LinkProfile> {
         if is_path(reference) {
             let path = scenario.resolve(reference);
-            let source =
-                YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
+            let source = YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
             return LinkProfile::from_source(&source);
         }
         self.links.get(reference).cloned().ok_or_else(|| {
@@ -96,8 +86,7 @@ impl Catalog {
     pub fn model(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<ModelSpec> {
         if is_path(reference) {
             let path = scenario.resolve(reference);
-            let text =
-                crate::error::read_text(&path).map_err(|e| scenario.error(field, e.to_string()))?;
+            let text = crate::error::read_text(&path).map_err(|e| scenario.error(field, e.to_string()))?;
             let name = path
                 .parent()
                 .and_then(|p| p.file_name())
@@ -106,7 +95,9 @@ impl Catalog {
             return ModelSpec::from_hf_config(&name, &path.display().to_string(), &text);
         }
         match BUNDLED_MODELS.iter().find(|(name, _)| *name == reference) {
-            Some((name, text)) => ModelSpec::from_hf_config(name, &format!("<bundled models/{name}/config.json>"), text),
+            Some((name, text)) => {
+                ModelSpec::from_hf_config(name, &format!("<bundled models/{name}/config.json>"), text)
+            }
             None => Err(scenario.error(
                 field,
                 format!(
@@ -124,27 +115,17 @@ impl Catalog {
 }
 
 fn bundled_source(dir: &str, name: &str, text: &str) -> YamlSource {
-    YamlSource::from_text(
-        format!("<bundled {dir}/{name}.yaml>"),
-        PathBuf::new(),
-        text.to_string(),
-    )
+    YamlSource::from_text(format!("<bundled {dir}/{name}.yaml>"), PathBuf::new(), text.to_string())
 }
 
 fn check_name_matches(source: &YamlSource, declared: &str, file_stem: &str) -> Result<()> {
     if declared != file_stem {
-        return Err(source.error(
-            "name",
-            format!("the name {declared:?} must equal the file name {file_stem:?}"),
-        ));
+        return Err(source.error("name", format!("the name {declared:?} must equal the file name {file_stem:?}")));
     }
     Ok(())
 }
 
 /// Embedded bundled scenario by file stem.
 pub fn bundled_scenario(name: &str) -> Option<&'static str> {
-    BUNDLED_SCENARIOS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, text)| *text)
+    BUNDLED_SCENARIOS.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
 }

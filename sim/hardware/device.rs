@@ -154,26 +154,16 @@ impl DeviceProfile {
             return Err(source.error("name", "the name is empty"));
         }
         if self.compute.peak_tflops.is_empty() {
-            return Err(source.error(
-                "compute.peak_tflops",
-                "give the peak of at least one dtype (e.g. `bf16: 989.4`)",
-            ));
+            return Err(source.error("compute.peak_tflops", "give the peak of at least one dtype (e.g. `bf16: 989.4`)"));
         }
         if self.power.idle_w.get() >= self.power.max_w.get() {
             return Err(source.error(
                 "power.idle_w",
-                format!(
-                    "idle power ({} W) must be below max power ({} W)",
-                    self.power.idle_w, self.power.max_w
-                ),
+                format!("idle power ({} W) must be below max power ({} W)", self.power.idle_w, self.power.max_w),
             ));
         }
-        let mut numeric: Vec<String> = self
-            .compute
-            .peak_tflops
-            .keys()
-            .map(|d| format!("compute.peak_tflops.{d}"))
-            .collect();
+        let mut numeric: Vec<String> =
+            self.compute.peak_tflops.keys().map(|d| format!("compute.peak_tflops.{d}")).collect();
         numeric.extend(
             [
                 "compute.gemm_efficiency",
@@ -197,21 +187,8 @@ impl DeviceProfile {
     /// frameworks do by up-casting.
     pub fn peak_flops(&self, dtype: Dtype) -> f64 {
         let fallback_order: &[Dtype] = match dtype {
-            Dtype::Int4 => &[
-                Dtype::Int4,
-                Dtype::Int8,
-                Dtype::Fp8,
-                Dtype::Bf16,
-                Dtype::Fp16,
-                Dtype::Fp32,
-            ],
-            Dtype::Int8 => &[
-                Dtype::Int8,
-                Dtype::Fp8,
-                Dtype::Bf16,
-                Dtype::Fp16,
-                Dtype::Fp32,
-            ],
+            Dtype::Int4 => &[Dtype::Int4, Dtype::Int8, Dtype::Fp8, Dtype::Bf16, Dtype::Fp16, Dtype::Fp32],
+            Dtype::Int8 => &[Dtype::Int8, Dtype::Fp8, Dtype::Bf16, Dtype::Fp16, Dtype::Fp32],
             Dtype::Fp8 => &[Dtype::Fp8, Dtype::Bf16, Dtype::Fp16, Dtype::Fp32],
             Dtype::Bf16 => &[Dtype::Bf16, Dtype::Fp16, Dtype::Fp32],
             Dtype::Fp16 => &[Dtype::Fp16, Dtype::Bf16, Dtype::Fp32],

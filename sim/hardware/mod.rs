@@ -8,9 +8,7 @@ mod catalog;
 mod device;
 mod link;
 
-pub use catalog::{
-    bundled_scenario, Catalog, BUNDLED_DEVICES, BUNDLED_LINKS, BUNDLED_MODELS, BUNDLED_SCENARIOS,
-};
+pub use catalog::{bundled_scenario, Catalog, BUNDLED_DEVICES, BUNDLED_LINKS, BUNDLED_MODELS, BUNDLED_SCENARIOS};
 pub use device::{ComputeSpec, DeviceKind, DeviceProfile, Dtype, MemorySpec, Overheads, PowerSpec};
 pub use link::{LinkKind, LinkProfile};
 
@@ -26,9 +24,9 @@ pub(crate) fn check_sources(
     numeric_fields: &[String],
 ) -> Result<()> {
     for field in numeric_fields {
-        let covered = sources.keys().any(|key| {
-            field == key || (field.starts_with(key.as_str()) && field[key.len()..].starts_with('.'))
-        });
+        let covered = sources
+            .keys()
+            .any(|key| field == key || (field.starts_with(key.as_str()) && field[key.len()..].starts_with('.')));
         if !covered {
             return Err(source.error(
                 field,

@@ -11,14 +11,8 @@ pub struct LineIndex {
 }
 
 enum Frame {
-    Map {
-        path: String,
-        awaiting_value: Option<String>,
-    },
-    Seq {
-        path: String,
-        next_index: usize,
-    },
+    Map { path: String, awaiting_value: Option<String> },
+    Seq { path: String, next_index: usize },
 }
 
 struct Builder {
@@ -47,17 +41,9 @@ impl MarkedEventReceiver for Builder {
         let line = mark.line();
         match event {
             Event::Scalar(value, ..) => {
-                if let Some(Frame::Map {
-                    path,
-                    awaiting_value,
-                }) = self.stack.last_mut()
-                {
+                if let Some(Frame::Map { path, awaiting_value }) = self.stack.last_mut() {
                     if awaiting_value.is_none() {
-                        let child = if path.is_empty() {
-                            value
-                        } else {
-                            format!("{path}.{value}")
-                        };
+                        let child = if path.is_empty() { value } else { format!("{path}.{value}") };
                         self.lines.entry(child.clone()).or_insert(line);
                         *awaiting_value = Some(child);
                         return;
@@ -70,17 +56,11 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingStart(..) => {
                 let path = self.child_path(line).unwrap_or_else(|| "?".to_string());
-                self.stack.push(Frame::Map {
-                    path,
-                    awaiting_value: None,
-                });
+                self.stack.push(Frame::Map { path, awaiting_value: None });
             }
             Event::SequenceStart(..) => {
                 let path = self.child_path(line).unwrap_or_else(|| "?".to_string());
-                self.stack.push(Frame::Seq {
-                    path,
-                    next_index: 0,
-                });
+                self.stack.push(Frame::Seq { path, next_index: 0 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
@@ -93,15 +73,10 @@ impl MarkedEventReceiver for Builder {
 impl LineIndex {
     /// Indexes `text`; on a syntax error the index holds what was read before it.
     pub fn build(text: &str) -> Self {
-        let mut builder = Builder {
-            stack: Vec::new(),
-            lines: BTreeMap::new(),
-        };
+        let mut builder = Builder { stack: Vec::new(), lines: BTreeMap::new() };
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut builder, false);
-        LineIndex {
-            lines: builder.lines,
-        }
+        LineIndex { lines: builder.lines }
     }
 
     /// The line of `path`, or of its nearest indexed ancestor.

@@ -39,12 +39,7 @@ impl YamlSource {
     /// Wraps text that did not come from a file (bundled files, tests).
     pub fn from_text(name: impl Into<String>, base_dir: PathBuf, text: String) -> Self {
         let index = LineIndex::build(&text);
-        YamlSource {
-            name: name.into(),
-            base_dir,
-            text,
-            index,
-        }
+        YamlSource { name: name.into(), base_dir, text, index }
     }
 
     /// Deserializes the document into `T`, mapping serde errors to [`Error::Input`] with the
@@ -57,20 +52,10 @@ impl YamlSource {
         serde_path_to_error::deserialize(deserializer).map_err(|error| {
             let field = error.path().to_string();
             let inner = error.into_inner();
-            let line = inner
-                .location()
-                .map(|l| l.line())
-                .or_else(|| self.line_of(&field));
+            let line = inner.location().map(|l| l.line()).or_else(|| self.line_of(&field));
             let message = strip_location_suffix(&inner.to_string());
             let field = (field != ".").then_some(field);
-            Error::at(
-                Location {
-                    file: self.name.clone(),
-                    line,
-                    field,
-                },
-                message,
-            )
+            Error::at(Location { file: self.name.clone(), line, field }, message)
         })
     }
 
@@ -82,11 +67,7 @@ impl YamlSource {
     /// An error about `field`, located by the index.
     pub fn error(&self, field: &str, message: impl Into<String>) -> Error {
         Error::at(
-            Location {
-                file: self.name.clone(),
-                line: self.line_of(field),
-                field: Some(field.to_string()),
-            },
+            Location { file: self.name.clone(), line: self.line_of(field), field: Some(field.to_string()) },
             message,
         )
     }

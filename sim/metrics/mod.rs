@@ -13,6 +13,6 @@ pub use gaps::GapLog;
 pub use percentile::{Distribution, WeightedValues};
 pub use recorder::{Recorder, RejectReason, RequestRecord, RequestStatus};
 pub use summary::{
-    DeviceSummary, EnergySummary, GoodputSummary, KvSummary, LatencySummary, QueueSummary,
-    RequestCounts, Slo, Summary, ThroughputSummary,
+    DeviceSummary, EnergySummary, GoodputSummary, KvSummary, LatencySummary, QueueSummary, RequestCounts, Slo, Summary,
+    ThroughputSummary,
 };

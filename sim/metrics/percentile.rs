@@ -86,18 +86,12 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles() {
         let d = Distribution::of((1..=100).map(f64::from));
-        assert_eq!(
-            (d.p50, d.p90, d.p99, d.max, d.mean),
-            (50.0, 90.0, 99.0, 100.0, 50.5)
-        );
+        assert_eq!((d.p50, d.p90, d.p99, d.max, d.mean), (50.0, 90.0, 99.0, 100.0, 50.5));
         let mut w = WeightedValues::default();
         w.add(2.0, 9);
         w.add(10.0, 1);
         let d = w.distribution();
-        assert_eq!(
-            (d.count, d.p50, d.p90, d.p95, d.max),
-            (10, 2.0, 2.0, 10.0, 10.0)
-        );
+        assert_eq!((d.count, d.p50, d.p90, d.p95, d.max), (10, 2.0, 2.0, 10.0, 10.0));
         assert_eq!(Distribution::of([]).count, 0);
     }
 }

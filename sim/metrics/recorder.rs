@@ -44,13 +44,6 @@ pub enum RejectReason {
         /// Blocks the replica has.
         capacity_blocks: u64,
     },
-    /// With chunked prefill off, the prompt exceeds the per-iteration token budget.
-    PromptExceedsTokenBudget {
-        /// Prompt tokens.
-        prompt_tokens: u64,
-        /// max_num_batched_tokens.
-        budget: u64,
-    },
 }
 
 impl RejectReason {
@@ -59,7 +52,6 @@ impl RejectReason {
         match self {
             RejectReason::ExceedsContextWindow { .. } => "exceeds_context_window",
             RejectReason::ExceedsKvCapacity { .. } => "exceeds_kv_capacity",
-            RejectReason::PromptExceedsTokenBudget { .. } => "prompt_exceeds_token_budget",
         }
     }
 }
@@ -70,20 +62,8 @@ impl fmt::Display for RejectReason {
             RejectReason::ExceedsContextWindow { tokens, limit } => {
                 write!(f, "needs {tokens} tokens but the context window is {limit}")
             }
-            RejectReason::ExceedsKvCapacity {
-                blocks_needed,
-                capacity_blocks,
-            } => {
-                write!(
-                    f,
-                    "needs {blocks_needed} KV blocks but the replica has {capacity_blocks}"
-                )
-            }
-            RejectReason::PromptExceedsTokenBudget {
-                prompt_tokens,
-                budget,
-            } => {
-                write!(f, "prompt of {prompt_tokens} tokens exceeds max_num_batched_tokens {budget} with chunked prefill off")
+            RejectReason::ExceedsKvCapacity { blocks_needed, capacity_blocks } => {
+                write!(f, "needs {blocks_needed} KV blocks but the replica has {capacity_blocks}")
             }
         }
     }
@@ -117,22 +97,18 @@ pub struct RequestRecord {
 impl RequestRecord {
     /// Seconds from arrival to first scheduling.
     pub fn queue_wait_s(&self) -> Option<f64> {
-        self.first_scheduled
-            .map(|t| (t - self.spec.arrival) as f64 * 1e-9)
+        self.first_scheduled.map(|t| (t - self.spec.arrival) as f64 * 1e-9)
     }
 
     /// Time to first token, s.
     pub fn ttft_s(&self) -> Option<f64> {
-        self.first_token
-            .map(|t| (t - self.spec.arrival) as f64 * 1e-9)
+        self.first_token.map(|t| (t - self.spec.arrival) as f64 * 1e-9)
     }
 
     /// End-to-end latency, s (completed requests only).
     pub fn e2e_s(&self) -> Option<f64> {
         match self.status {
-            RequestStatus::Completed => self
-                .last_token
-                .map(|t| (t - self.spec.arrival) as f64 * 1e-9),
+            RequestStatus::Completed => self.last_token.map(|t| (t - self.spec.arrival) as f64 * 1e-9),
             _ => None,
         }
     }
@@ -178,11 +154,7 @@ impl Recorder {
             })
             .collect();
         let token_gaps = keep_token_gaps.then(|| vec![GapLog::default(); requests.len()]);
-        Recorder {
-            records,
-            gap_runs: Vec::new(),
-            token_gaps,
-        }
+        Recorder { records, gap_runs: Vec::new(), token_gaps }
     }
 
     /// Notes the replica a request was sent to.

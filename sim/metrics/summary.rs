@@ -190,10 +190,7 @@ impl Summary {
             }
         };
 
-        let mut counts = RequestCounts {
-            total: records.len() as u64,
-            ..Default::default()
-        };
+        let mut counts = RequestCounts { total: records.len() as u64, ..Default::default() };
         let mut input_tokens = 0u64;
         let mut output_tokens = 0u64;
         let mut meeting = 0u64;
@@ -219,10 +216,7 @@ impl Summary {
                 RequestStatus::Rejected => {
                     counts.rejected += 1;
                     let reason = record.reject_reason.map_or("unknown", |r| r.category());
-                    *counts
-                        .rejected_by_reason
-                        .entry(reason.to_string())
-                        .or_default() += 1;
+                    *counts.rejected_by_reason.entry(reason.to_string()).or_default() += 1;
                 }
                 RequestStatus::Unfinished => counts.unfinished += 1,
             }
@@ -240,10 +234,7 @@ impl Summary {
             e2e_s: Distribution::of(records.iter().filter_map(|r| r.e2e_s())),
         };
 
-        let admitted = records
-            .iter()
-            .filter(|r| r.status != RequestStatus::Rejected)
-            .count();
+        let admitted = records.iter().filter(|r| r.status != RequestStatus::Rejected).count();
         let queue = QueueSummary {
             mean_waiting_requests: per_s(run.replicas.iter().map(|r| r.stats.waiting_area).sum()),
             arrival_rate_per_s: per_s(admitted as f64),
@@ -252,10 +243,7 @@ impl Summary {
         let capacity: u64 = run.replicas.iter().map(|r| r.kv_capacity_blocks).sum();
         let kv_cache = KvSummary {
             capacity_blocks: capacity,
-            block_size_tokens: scenario
-                .pools
-                .first()
-                .map_or(0, |p| p.memory.block_size_tokens),
+            block_size_tokens: scenario.pools.first().map_or(0, |p| p.memory.block_size_tokens),
             peak_occupancy: run
                 .replicas
                 .iter()
@@ -270,11 +258,7 @@ impl Summary {
 
         let mut devices = Vec::new();
         for (pool_index, pool) in scenario.pools.iter().enumerate() {
-            let members: Vec<_> = run
-                .replicas
-                .iter()
-                .filter(|r| r.pool == pool_index)
-                .collect();
+            let members: Vec<_> = run.replicas.iter().filter(|r| r.pool == pool_index).collect();
             let replica_seconds = duration_s * members.len() as f64;
             let busy_s: f64 = members.iter().map(|r| r.stats.busy_ns as f64 * 1e-9).sum();
             let energy_j: f64 = members
@@ -301,12 +285,8 @@ impl Summary {
                 tensor_parallel: pool.tensor_parallel,
                 kv_capacity_blocks_per_replica: pool.memory.kv_capacity_blocks,
                 busy_fraction: ratio(busy_s),
-                mean_compute_utilization: ratio(
-                    members.iter().map(|r| r.stats.compute_utilization_s).sum(),
-                ),
-                mean_memory_utilization: ratio(
-                    members.iter().map(|r| r.stats.memory_utilization_s).sum(),
-                ),
+                mean_compute_utilization: ratio(members.iter().map(|r| r.stats.compute_utilization_s).sum()),
+                mean_memory_utilization: ratio(members.iter().map(|r| r.stats.memory_utilization_s).sum()),
                 iterations: members.iter().map(|r| r.stats.iterations).sum(),
                 energy_j,
                 device_hours,

@@ -16,29 +16,14 @@ pub(super) struct HfConfig {
     pub num_hidden_layers: Option<u64>,
     #[serde(alias = "n_head")]
     pub num_attention_heads: Option<u64>,
-    #[serde(
-        default,
-        alias = "num_kv_heads",
-        alias = "n_head_kv",
-        alias = "multi_query_group_num"
-    )]
+    #[serde(default, alias = "num_kv_heads", alias = "n_head_kv", alias = "multi_query_group_num")]
     pub num_key_value_heads: Option<u64>,
     #[serde(default)]
     pub head_dim: Option<u64>,
-    #[serde(
-        default,
-        alias = "n_inner",
-        alias = "ffn_dim",
-        alias = "ffn_hidden_size"
-    )]
+    #[serde(default, alias = "n_inner", alias = "ffn_dim", alias = "ffn_hidden_size")]
     pub intermediate_size: Option<u64>,
     pub vocab_size: Option<u64>,
-    #[serde(
-        default,
-        alias = "n_positions",
-        alias = "seq_length",
-        alias = "max_sequence_length"
-    )]
+    #[serde(default, alias = "n_positions", alias = "seq_length", alias = "max_sequence_length")]
     pub max_position_embeddings: Option<u64>,
     #[serde(default)]
     pub tie_word_embeddings: Option<bool>,

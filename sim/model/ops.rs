@@ -121,21 +121,12 @@ struct MoePlan {
 impl OperatorPlan {
     /// Sizes for `model` split over `tensor_parallel` devices, with weights in
     /// `weight_dtype` and the KV cache in `kv_dtype`; activations are 16-bit.
-    pub fn new(
-        model: &ModelSpec,
-        tensor_parallel: u64,
-        weight_dtype: Dtype,
-        kv_dtype: Dtype,
-    ) -> Self {
+    pub fn new(model: &ModelSpec, tensor_parallel: u64, weight_dtype: Dtype, kv_dtype: Dtype) -> Self {
         let tp = tensor_parallel.max(1) as f64;
         let (qk_dim, v_dim) = model.attention_head_dims();
         let kv_elements = model.kv_elements_per_token_per_layer() as f64;
         // MLA's latent cache is shared by all heads, so each TP rank holds all of it.
-        let kv_elements_per_device = if model.mla.is_some() {
-            kv_elements
-        } else {
-            kv_elements / tp
-        };
+        let kv_elements_per_device = if model.mla.is_some() { kv_elements } else { kv_elements / tp };
         let qkv_out_width = match &model.mla {
             Some(_) => (model.query_width() as f64 + kv_elements) / tp,
             None => ((model.attention_heads + 2 * model.kv_heads) * model.head_dim) as f64 / tp,
@@ -188,64 +179,31 @@ impl OperatorPlan {
         let layers = self.layers;
         let mut push = |name, kind, flops: f64, bytes: f64, repeat: u64| {
             if repeat > 0 {
-                out.push(Operator {
-                    name,
-                    kind,
-                    flops,
-                    bytes,
-                    repeat,
-                });
+                out.push(Operator { name, kind, flops, bytes, repeat });
             }
         };
         let gemm = |params: f64, in_width: f64, out_width: f64| {
-            (
-                2.0 * t * params,
-                params * w + t * (in_width + out_width) * a,
-            )
+            (2.0 * t * params, params * w + t * (in_width + out_width) * a)
         };
 
-        push(
-            "input_layernorm",
-            OpKind::Memory,
-            4.0 * t * h,
-            2.0 * t * h * a,
-            layers,
-        );
+        push("input_layernorm", OpKind::Memory, 4.0 * t * h, 2.0 * t * h * a, layers);
         let (f, b) = gemm(self.qkv_params, h, self.qkv_out_width);
         push("attn_pre_proj", OpKind::Gemm, f, b, layers);
-        push(
-            "attn_rope",
-            OpKind::Memory,
-            3.0 * t * self.rope_width,
-            2.0 * t * self.rope_width * a,
-            layers,
-        );
+        push("attn_rope", OpKind::Memory, 3.0 * t * self.rope_width, 2.0 * t * self.rope_width * a, layers);
 
         let head_flops = 2.0 * self.heads * (self.qk_dim + self.v_dim);
         let kv_token_bytes = self.kv_elements_per_token * self.kv_bytes;
         if batch.prefill_tokens > 0 {
             let q = batch.prefill_tokens as f64;
-            let bytes = q * self.heads * (self.qk_dim + self.v_dim) * a
-                + batch.prefill_kv_tokens as f64 * kv_token_bytes;
-            push(
-                "attn_prefill",
-                OpKind::Attention,
-                head_flops * batch.prefill_attention_pairs,
-                bytes,
-                layers,
-            );
+            let bytes =
+                q * self.heads * (self.qk_dim + self.v_dim) * a + batch.prefill_kv_tokens as f64 * kv_token_bytes;
+            push("attn_prefill", OpKind::Attention, head_flops * batch.prefill_attention_pairs, bytes, layers);
         }
         if batch.decode_tokens > 0 {
             let d = batch.decode_tokens as f64;
             let bytes = d * self.heads * (self.qk_dim + self.v_dim) * a
                 + (batch.decode_context_tokens as f64 + d) * kv_token_bytes;
-            push(
-                "attn_decode",
-                OpKind::Attention,
-                head_flops * batch.decode_context_tokens as f64,
-                bytes,
-                layers,
-            );
+            push("attn_decode", OpKind::Attention, head_flops * batch.decode_context_tokens as f64, bytes, layers);
         }
 
         let (f, b) = gemm(self.o_params, self.o_in_width, h);
@@ -253,62 +211,31 @@ impl OperatorPlan {
         if self.tensor_parallel > 1 {
             push("attn_all_reduce", OpKind::AllReduce, 0.0, t * h * a, layers);
         }
-        push(
-            "post_attention_layernorm",
-            OpKind::Memory,
-            4.0 * t * h,
-            2.0 * t * h * a,
-            layers,
-        );
+        push("post_attention_layernorm", OpKind::Memory, 4.0 * t * h, 2.0 * t * h * a, layers);
 
         let up_matrices = self.mlp_matrices - 1.0;
         if self.dense_layers > 0 {
             let i = self.intermediate;
             let (f, b) = gemm(up_matrices * h * i, h, up_matrices * i);
             push("mlp_up_proj", OpKind::Gemm, f, b, self.dense_layers);
-            push(
-                "mlp_act",
-                OpKind::Memory,
-                4.0 * t * i,
-                (up_matrices + 1.0) * t * i * a,
-                self.dense_layers,
-            );
+            push("mlp_act", OpKind::Memory, 4.0 * t * i, (up_matrices + 1.0) * t * i * a, self.dense_layers);
             let (f, b) = gemm(h * i, i, h);
             push("mlp_down_proj", OpKind::Gemm, f, b, self.dense_layers);
         }
         if let Some(moe) = &self.moe {
-            push(
-                "moe_gate",
-                OpKind::Gemm,
-                2.0 * t * h * moe.experts,
-                h * moe.experts * w + t * h * a,
-                self.moe_layers,
-            );
+            push("moe_gate", OpKind::Gemm, 2.0 * t * h * moe.experts, h * moe.experts * w + t * h * a, self.moe_layers);
             // Distinct experts hit by t tokens each choosing k of E uniformly: every hit expert's
             // weights are read once.
             let hit = moe.experts * (1.0 - (1.0 - moe.experts_per_token / moe.experts).powf(t));
             let routed = t * moe.experts_per_token;
             let expert_params = self.mlp_matrices * h * moe.expert_intermediate;
-            let bytes = hit * expert_params * w
-                + routed * (2.0 * h + (up_matrices + 1.0) * moe.expert_intermediate) * a;
-            push(
-                "moe_experts",
-                OpKind::Gemm,
-                2.0 * routed * expert_params,
-                bytes,
-                self.moe_layers,
-            );
+            let bytes =
+                hit * expert_params * w + routed * (2.0 * h + (up_matrices + 1.0) * moe.expert_intermediate) * a;
+            push("moe_experts", OpKind::Gemm, 2.0 * routed * expert_params, bytes, self.moe_layers);
             if moe.shared_intermediate > 0.0 {
                 let shared_params = self.mlp_matrices * h * moe.shared_intermediate;
-                let bytes = shared_params * w
-                    + t * (2.0 * h + (up_matrices + 1.0) * moe.shared_intermediate) * a;
-                push(
-                    "moe_shared_experts",
-                    OpKind::Gemm,
-                    2.0 * t * shared_params,
-                    bytes,
-                    self.moe_layers,
-                );
+                let bytes = shared_params * w + t * (2.0 * h + (up_matrices + 1.0) * moe.shared_intermediate) * a;
+                push("moe_shared_experts", OpKind::Gemm, 2.0 * t * shared_params, bytes, self.moe_layers);
             }
         }
         if self.tensor_parallel > 1 {
@@ -319,30 +246,12 @@ impl OperatorPlan {
         // Once per iteration: embedding lookup, final norm, LM head and sampling over the
         // sequences that produce a token.
         push("emb", OpKind::Memory, 0.0, 2.0 * t * h * a, 1);
-        push(
-            "final_layernorm",
-            OpKind::Memory,
-            4.0 * t * h,
-            2.0 * t * h * a,
-            1,
-        );
+        push("final_layernorm", OpKind::Memory, 4.0 * t * h, 2.0 * t * h * a, 1);
         let s = batch.sampled_tokens as f64;
         if s > 0.0 {
             let params = h * self.vocab;
-            push(
-                "lm_head",
-                OpKind::Gemm,
-                2.0 * s * params,
-                params * w + s * (h * a + self.vocab * 4.0),
-                1,
-            );
-            push(
-                "sampler",
-                OpKind::Memory,
-                5.0 * s * self.vocab,
-                2.0 * s * self.vocab * 4.0,
-                1,
-            );
+            push("lm_head", OpKind::Gemm, 2.0 * s * params, params * w + s * (h * a + self.vocab * 4.0), 1);
+            push("sampler", OpKind::Memory, 5.0 * s * self.vocab, 2.0 * s * self.vocab * 4.0, 1);
         }
     }
 }

@@ -75,33 +75,20 @@ impl ModelSpec {
     pub fn from_hf_config(name: &str, origin: &str, text: &str) -> Result<Self> {
         let config: HfConfig = serde_json::from_str(text).map_err(|e| {
             Error::at(
-                Location {
-                    file: origin.to_string(),
-                    line: Some(e.line()),
-                    field: None,
-                },
+                Location { file: origin.to_string(), line: Some(e.line()), field: None },
                 format!("not a valid Hugging Face config.json: {e}"),
             )
         })?;
         let missing = |field: &str| {
             Error::at(
-                Location {
-                    file: origin.to_string(),
-                    line: None,
-                    field: Some(field.to_string()),
-                },
-                "required field is missing (servesim reads decoder-only transformer configs)"
-                    .to_string(),
+                Location { file: origin.to_string(), line: None, field: Some(field.to_string()) },
+                "required field is missing (servesim reads decoder-only transformer configs)".to_string(),
             )
         };
         let positive = |field: &str, value: Option<u64>| -> Result<u64> {
             match value {
                 Some(0) => Err(Error::at(
-                    Location {
-                        file: origin.to_string(),
-                        line: None,
-                        field: Some(field.to_string()),
-                    },
+                    Location { file: origin.to_string(), line: None, field: Some(field.to_string()) },
                     "must be at least 1",
                 )),
                 Some(v) => Ok(v),
@@ -112,60 +99,34 @@ impl ModelSpec {
         let layers = positive("num_hidden_layers", config.num_hidden_layers)?;
         let attention_heads = positive("num_attention_heads", config.num_attention_heads)?;
         let vocab_size = positive("vocab_size", config.vocab_size)?;
-        let kv_heads = positive(
-            "num_key_value_heads",
-            Some(config.num_key_value_heads.unwrap_or(attention_heads)),
-        )?;
+        let kv_heads = positive("num_key_value_heads", Some(config.num_key_value_heads.unwrap_or(attention_heads)))?;
         if attention_heads % kv_heads != 0 {
             return Err(Error::at(
                 Location { file: origin.to_string(), line: None, field: Some("num_key_value_heads".into()) },
                 format!("{attention_heads} attention heads are not a multiple of {kv_heads} key/value heads"),
             ));
         }
-        let head_dim = positive(
-            "head_dim",
-            Some(config.head_dim.unwrap_or(hidden_size / attention_heads)),
-        )?;
-        let intermediate_size = positive(
-            "intermediate_size",
-            Some(config.intermediate_size.unwrap_or(4 * hidden_size)),
-        )?;
+        let head_dim = positive("head_dim", Some(config.head_dim.unwrap_or(hidden_size / attention_heads)))?;
+        let intermediate_size =
+            positive("intermediate_size", Some(config.intermediate_size.unwrap_or(4 * hidden_size)))?;
         let architecture = config.model_type.clone().unwrap_or_else(|| {
-            config
-                .architectures
-                .as_ref()
-                .and_then(|a| a.first().cloned())
-                .unwrap_or_else(|| "unknown".into())
+            config.architectures.as_ref().and_then(|a| a.first().cloned()).unwrap_or_else(|| "unknown".into())
         });
-        let activation = config
-            .hidden_act
-            .clone()
-            .unwrap_or_else(|| "silu".into())
-            .to_lowercase();
-        let gated_mlp = activation.contains("silu")
-            || activation.contains("swish")
-            || architecture.starts_with("gemma");
+        let activation = config.hidden_act.clone().unwrap_or_else(|| "silu".into()).to_lowercase();
+        let gated_mlp =
+            activation.contains("silu") || activation.contains("swish") || architecture.starts_with("gemma");
 
         let moe = match config.num_experts {
             Some(experts) if experts > 1 => {
-                let experts_per_token =
-                    positive("num_experts_per_tok", config.num_experts_per_tok)?;
-                let expert_intermediate_size =
-                    config.moe_intermediate_size.unwrap_or(intermediate_size);
-                let shared_intermediate_size = match (
-                    config.shared_expert_intermediate_size,
-                    config.n_shared_experts,
-                ) {
+                let experts_per_token = positive("num_experts_per_tok", config.num_experts_per_tok)?;
+                let expert_intermediate_size = config.moe_intermediate_size.unwrap_or(intermediate_size);
+                let shared_intermediate_size = match (config.shared_expert_intermediate_size, config.n_shared_experts) {
                     (Some(size), _) => size,
                     (None, Some(count)) => count * expert_intermediate_size,
                     (None, None) => 0,
                 };
                 let dense_prefix = config.first_k_dense_replace.unwrap_or(0).min(layers);
-                let step = config
-                    .moe_layer_freq
-                    .or(config.decoder_sparse_step)
-                    .unwrap_or(1)
-                    .max(1);
+                let step = config.moe_layer_freq.or(config.decoder_sparse_step).unwrap_or(1).max(1);
                 let mlp_only = config.mlp_only_layers.clone().unwrap_or_default();
                 let moe_layers = (dense_prefix..layers)
                     .filter(|layer| (layer - dense_prefix) % step == 0 && !mlp_only.contains(layer))
@@ -240,9 +201,7 @@ impl ModelSpec {
                     None => h * self.query_width(),
                 };
                 let kv_down = h * (mla.kv_lora_rank + mla.qk_rope_head_dim);
-                let kv_up = mla.kv_lora_rank
-                    * self.attention_heads
-                    * (mla.qk_nope_head_dim + mla.v_head_dim);
+                let kv_up = mla.kv_lora_rank * self.attention_heads * (mla.qk_nope_head_dim + mla.v_head_dim);
                 q + kv_down + kv_up
             }
             None => h * (self.attention_heads + 2 * self.kv_heads) * self.head_dim,
@@ -289,9 +248,7 @@ impl ModelSpec {
         let attention = self.attention_input_params() + self.attention_output_params();
         let norms = 2 * h;
         let dense = self.dense_layers() * (attention + self.dense_mlp_params() + norms);
-        let moe = self.moe.as_ref().map_or(0, |m| {
-            m.moe_layers * (attention + self.moe_mlp_params(m) + norms)
-        });
+        let moe = self.moe.as_ref().map_or(0, |m| m.moe_layers * (attention + self.moe_mlp_params(m) + norms));
         embeddings + dense + moe + h
     }
 
@@ -300,11 +257,8 @@ impl ModelSpec {
         match &self.moe {
             None => self.parameter_count(),
             Some(moe) => {
-                let per_expert =
-                    self.mlp_matrices() * self.hidden_size * moe.expert_intermediate_size;
-                let inactive = moe.moe_layers
-                    * (moe.experts - moe.experts_per_token.min(moe.experts))
-                    * per_expert;
+                let per_expert = self.mlp_matrices() * self.hidden_size * moe.expert_intermediate_size;
+                let inactive = moe.moe_layers * (moe.experts - moe.experts_per_token.min(moe.experts)) * per_expert;
                 self.parameter_count() - inactive
             }
         }
@@ -352,9 +306,7 @@ mod tests {
     fn bad_configs_are_errors_not_panics() {
         assert!(ModelSpec::from_hf_config("x", "t", "{").is_err());
         let no_hidden = r#"{"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":10}"#;
-        let error = ModelSpec::from_hf_config("x", "t", no_hidden)
-            .unwrap_err()
-            .to_string();
+        let error = ModelSpec::from_hf_config("x", "t", no_hidden).unwrap_err().to_string();
         assert!(error.contains("hidden_size"), "{error}");
         let bad_gqa = r#"{"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":6,"num_key_value_heads":4,"vocab_size":10}"#;
         assert!(ModelSpec::from_hf_config("x", "t", bad_gqa).is_err());

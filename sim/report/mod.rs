@@ -23,9 +23,7 @@ pub struct WrittenFiles {
 }
 
 fn create(path: &Path) -> Result<BufWriter<fs::File>> {
-    fs::File::create(path)
-        .map(BufWriter::new)
-        .map_err(|e| Error::io(path, "cannot create file", e))
+    fs::File::create(path).map(BufWriter::new).map_err(|e| Error::io(path, "cannot create file", e))
 }
 
 /// Writes the run's files into `dir` (created if missing).
@@ -33,12 +31,10 @@ pub fn write_run(dir: &Path, summary: &Summary, recorder: &Recorder) -> Result<W
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create output folder", e))?;
     let summary_path = dir.join("summary.json");
     let json = serde_json::to_string_pretty(summary).expect("summary serializes");
-    fs::write(&summary_path, json + "\n")
-        .map_err(|e| Error::io(&summary_path, "cannot write", e))?;
+    fs::write(&summary_path, json + "\n").map_err(|e| Error::io(&summary_path, "cannot write", e))?;
 
     let requests_path = dir.join("requests.csv");
-    write_requests(&requests_path, recorder)
-        .map_err(|e| Error::io(&requests_path, "cannot write", e))?;
+    write_requests(&requests_path, recorder).map_err(|e| Error::io(&requests_path, "cannot write", e))?;
 
     let token_gaps = match recorder.token_gaps() {
         Some(logs) => {
@@ -48,11 +44,7 @@ pub fn write_run(dir: &Path, summary: &Summary, recorder: &Recorder) -> Result<W
         }
         None => None,
     };
-    Ok(WrittenFiles {
-        summary: summary_path,
-        requests: requests_path,
-        token_gaps,
-    })
+    Ok(WrittenFiles { summary: summary_path, requests: requests_path, token_gaps })
 }
 
 fn opt(value: Option<f64>) -> String {
@@ -66,10 +58,7 @@ fn write_requests(path: &Path, recorder: &Recorder) -> std::io::Result<()> {
         "id,arrival_s,input_tokens,output_tokens,replica,status,reject_reason,queue_wait_s,ttft_s,tpot_s,max_inter_token_s,e2e_s,tokens_emitted,preemptions"
     )?;
     for record in recorder.records() {
-        let reason = record
-            .reject_reason
-            .map(|r| format!("\"{r}\""))
-            .unwrap_or_default();
+        let reason = record.reject_reason.map(|r| format!("\"{r}\"")).unwrap_or_default();
         let max_gap = (record.tokens_emitted >= 2).then_some(record.max_gap_ns as f64 * 1e-9);
         writeln!(
             out,
@@ -93,11 +82,7 @@ fn write_requests(path: &Path, recorder: &Recorder) -> std::io::Result<()> {
     out.flush()
 }
 
-fn write_gaps(
-    path: &Path,
-    recorder: &Recorder,
-    logs: &[crate::metrics::GapLog],
-) -> std::io::Result<()> {
+fn write_gaps(path: &Path, recorder: &Recorder, logs: &[crate::metrics::GapLog]) -> std::io::Result<()> {
     let mut out = create(path).map_err(|e| std::io::Error::other(e.to_string()))?;
     writeln!(out, "id,inter_token_gaps_ms")?;
     for (record, log) in recorder.records().iter().zip(logs) {

@@ -5,10 +5,7 @@ use std::fmt::Write;
 
 fn ms(d: &Distribution) -> String {
     if d.count == 0 {
-        return format!(
-            "{:>10} {:>10} {:>10} {:>10} {:>10}",
-            "-", "-", "-", "-", "-"
-        );
+        return format!("{:>10} {:>10} {:>10} {:>10} {:>10}", "-", "-", "-", "-", "-");
     }
     format!(
         "{:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
@@ -24,11 +21,7 @@ fn ms(d: &Distribution) -> String {
 pub fn render_summary_table(summary: &Summary) -> String {
     let mut out = String::new();
     let r = &summary.requests;
-    let _ = writeln!(
-        out,
-        "scenario {}  (model {}, seed {})",
-        summary.scenario, summary.model, summary.seed
-    );
+    let _ = writeln!(out, "scenario {}  (model {}, seed {})", summary.scenario, summary.model, summary.seed);
     let _ = writeln!(
         out,
         "requests  {} total, {} completed, {} rejected, {} unfinished, {} preemptions; simulated {:.1} s",
@@ -38,11 +31,8 @@ pub fn render_summary_table(summary: &Summary) -> String {
         let _ = writeln!(out, "          rejected {count}: {reason}");
     }
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "latency (ms)", "mean", "p50", "p90", "p99", "max"
-    );
+    let _ =
+        writeln!(out, "{:<16} {:>10} {:>10} {:>10} {:>10} {:>10}", "latency (ms)", "mean", "p50", "p90", "p99", "max");
     let l = &summary.latency;
     for (name, d) in [
         ("queue wait", &l.queue_wait_s),

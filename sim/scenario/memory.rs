@@ -50,8 +50,8 @@ impl MemoryPlan {
         let widest = (4 * model.hidden_size) as f64
             + (model.query_width() + 2 * model.kv_heads * model.head_dim) as f64 / tp
             + (model.mlp_matrices() * model.intermediate_size) as f64 / tp;
-        let activation_bytes = tokens * widest * 2.0
-            + scheduler.max_num_seqs as f64 * model.vocab_size as f64 / tp * 4.0 * 2.0;
+        let activation_bytes =
+            tokens * widest * 2.0 + scheduler.max_num_seqs as f64 * model.vocab_size as f64 / tp * 4.0 * 2.0;
         let runtime_reserve_bytes = pool.runtime_reserve_gib.get() * GIB;
         let kv_bytes = usable_bytes - weight_bytes - activation_bytes - runtime_reserve_bytes;
         let kv_bytes_per_token = if model.mla.is_some() {
@@ -61,11 +61,7 @@ impl MemoryPlan {
         };
         let block_size_tokens = pool.scheduler.block_size.get();
         let block_bytes = kv_bytes_per_token * block_size_tokens as f64;
-        let kv_capacity_blocks = if kv_bytes > 0.0 {
-            (kv_bytes / block_bytes).floor() as u64
-        } else {
-            0
-        };
+        let kv_capacity_blocks = if kv_bytes > 0.0 { (kv_bytes / block_bytes).floor() as u64 } else { 0 };
         if kv_capacity_blocks == 0 {
             return Err(format!(
                 "{} ({}) does not fit on {} × tensor_parallel {}: each device needs {:.1} GiB (weights {:.1} GiB in {weight_dtype}, activations {:.1} GiB, runtime reserve {:.1} GiB) plus room for at least one KV block ({:.2} MiB), but has {:.1} GiB usable ({:.0} GiB × memory_utilization {}); use more tensor parallelism, a larger device or a smaller dtype",

@@ -92,11 +92,7 @@ impl Scenario {
     pub fn bundled(name: &str, overrides: &Overrides) -> Option<Result<Scenario>> {
         let text = bundled_scenario(name)?;
         let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-        let source = YamlSource::from_text(
-            format!("<bundled scenarios/{name}.yaml>"),
-            base,
-            text.to_string(),
-        );
+        let source = YamlSource::from_text(format!("<bundled scenarios/{name}.yaml>"), base, text.to_string());
         Some(Self::from_source(&source, overrides))
     }
 
@@ -106,11 +102,7 @@ impl Scenario {
         let catalog = Catalog::bundled()?;
         let model = catalog.model(&file.model, source, "model")?;
         let weight_dtype = file.dtype.or(model.published_dtype).unwrap_or(Dtype::Bf16);
-        let weight_dtype = if weight_dtype == Dtype::Fp32 {
-            Dtype::Bf16
-        } else {
-            weight_dtype
-        };
+        let weight_dtype = if weight_dtype == Dtype::Fp32 { Dtype::Bf16 } else { weight_dtype };
         let kv_dtype = file.kv_cache_dtype.unwrap_or(match weight_dtype {
             Dtype::Fp16 => Dtype::Fp16,
             _ => Dtype::Bf16,
@@ -145,10 +137,18 @@ impl Scenario {
                     ))
                 }
             };
-            let max_model_len = pool
-                .scheduler
-                .max_model_len
-                .map_or(model.max_context_tokens, |c| c.get());
+            let max_model_len = pool.scheduler.max_model_len.map_or(model.max_context_tokens, |c| c.get());
+            if !pool.scheduler.chunked_prefill && pool.scheduler.max_num_batched_tokens.get() < max_model_len {
+                // As in vLLM: without chunking, a whole (re)computed sequence must fit in one
+                // iteration, or a preempted request could never be scheduled again.
+                return Err(source.error(
+                    &format!("{field}.scheduler.chunked_prefill"),
+                    format!(
+                        "with chunked_prefill off, max_num_batched_tokens ({}) must be at least max_model_len ({max_model_len}); raise it, lower max_model_len, or turn chunked_prefill on",
+                        pool.scheduler.max_num_batched_tokens
+                    ),
+                ));
+            }
             let scheduler = SchedulerConfig {
                 max_num_seqs: pool.scheduler.max_num_seqs.get(),
                 max_num_batched_tokens: pool.scheduler.max_num_batched_tokens.get(),
@@ -171,9 +171,7 @@ impl Scenario {
         let seed = overrides.seed.unwrap_or(file.seed);
         let requests = crate::workload::load(&file.workload, source, seed)?;
         let name = file.name.clone().unwrap_or_else(|| {
-            Path::new(&source.name)
-                .file_stem()
-                .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
+            Path::new(&source.name).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
         });
         Ok(Scenario {
             name,

@@ -15,12 +15,7 @@ pub struct BlockPool {
 impl BlockPool {
     /// A pool of `capacity_blocks` blocks of `block_size_tokens` tokens.
     pub fn new(capacity_blocks: u64, block_size_tokens: u64) -> Self {
-        BlockPool {
-            block_size_tokens: block_size_tokens.max(1),
-            capacity_blocks,
-            used_blocks: 0,
-            peak_used_blocks: 0,
-        }
+        BlockPool { block_size_tokens: block_size_tokens.max(1), capacity_blocks, used_blocks: 0, peak_used_blocks: 0 }
     }
 
     /// Blocks needed to hold `tokens` tokens.
@@ -40,10 +35,7 @@ impl BlockPool {
 
     /// Returns `blocks` blocks.
     pub fn release(&mut self, blocks: u64) {
-        debug_assert!(
-            blocks <= self.used_blocks,
-            "released more KV blocks than held"
-        );
+        debug_assert!(blocks <= self.used_blocks, "released more KV blocks than held");
         self.used_blocks -= blocks.min(self.used_blocks);
     }
 

@@ -190,22 +190,9 @@ impl Replica {
         let total = u64::from(spec.input_tokens) + u64::from(spec.output_tokens);
         let blocks_needed = self.kv.blocks_for(total);
         let rejection = if total > self.config.max_model_len {
-            Some(RejectReason::ExceedsContextWindow {
-                tokens: total,
-                limit: self.config.max_model_len,
-            })
+            Some(RejectReason::ExceedsContextWindow { tokens: total, limit: self.config.max_model_len })
         } else if blocks_needed > self.kv.capacity_blocks() {
-            Some(RejectReason::ExceedsKvCapacity {
-                blocks_needed,
-                capacity_blocks: self.kv.capacity_blocks(),
-            })
-        } else if !self.config.chunked_prefill
-            && u64::from(spec.input_tokens) > self.config.max_num_batched_tokens
-        {
-            Some(RejectReason::PromptExceedsTokenBudget {
-                prompt_tokens: spec.input_tokens.into(),
-                budget: self.config.max_num_batched_tokens,
-            })
+            Some(RejectReason::ExceedsKvCapacity { blocks_needed, capacity_blocks: self.kv.capacity_blocks() })
         } else {
             None
         };
@@ -216,10 +203,7 @@ impl Replica {
         self.outstanding_tokens += total;
         self.waiting.push(Waiting(Sequence {
             request,
-            key: self
-                .config
-                .policy
-                .key(spec.input_tokens, spec.priority, request as u64),
+            key: self.config.policy.key(spec.input_tokens, spec.priority, request as u64),
             input_tokens: spec.input_tokens,
             context_tokens: spec.input_tokens.into(),
             computed_tokens: 0,
@@ -313,17 +297,12 @@ impl Replica {
     fn reserve_blocks(&mut self, index: usize, tokens: u64, recorder: &mut Recorder) -> bool {
         loop {
             let sequence = &self.running[index];
-            let extra = self
-                .kv
-                .blocks_for(sequence.computed_tokens + tokens)
-                .saturating_sub(sequence.blocks);
+            let extra = self.kv.blocks_for(sequence.computed_tokens + tokens).saturating_sub(sequence.blocks);
             if self.kv.try_allocate(extra) {
                 self.running[index].blocks += extra;
                 return true;
             }
-            let victim = (index..self.running.len())
-                .max_by_key(|&i| self.running[i].key)
-                .expect("index is in range");
+            let victim = (index..self.running.len()).max_by_key(|&i| self.running[i].key).expect("index is in range");
             self.preempt(victim, recorder);
             if victim == index {
                 return false;
@@ -344,13 +323,7 @@ impl Replica {
         self.waiting.push(Waiting(sequence));
     }
 
-    fn admit(
-        &mut self,
-        batch: &mut BatchShape,
-        budget: &mut u64,
-        now: SimTime,
-        recorder: &mut Recorder,
-    ) {
+    fn admit(&mut self, batch: &mut BatchShape, budget: &mut u64, now: SimTime, recorder: &mut Recorder) {
         while *budget > 0 && (self.running.len() as u64) < self.config.max_num_seqs {
             let Some(Waiting(head)) = self.waiting.peek() else {
                 break;

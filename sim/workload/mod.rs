@@ -22,8 +22,8 @@ pub fn load(section: &WorkloadSection, source: &YamlSource, seed: u64) -> Result
         (Some(synthetic), None) => synthetic::generate(synthetic, source, seed)?,
         (None, Some(trace)) => {
             let path = source.resolve(&trace.path);
-            let rows = read_trace(trace.format, &path)
-                .map_err(|e| wrap_file_error(source, "workload.trace.path", e))?;
+            let rows =
+                read_trace(trace.format, &path).map_err(|e| wrap_file_error(source, "workload.trace.path", e))?;
             let limit = trace.limit.map_or(usize::MAX, |l| l.get() as usize);
             from_rows(rows.into_iter().take(limit), trace.time_scale.get())
         }
@@ -31,10 +31,7 @@ pub fn load(section: &WorkloadSection, source: &YamlSource, seed: u64) -> Result
             return Err(source.error("workload", "give either `synthetic:` or `trace:`"));
         }
         (Some(_), Some(_)) => {
-            return Err(source.error(
-                "workload.trace",
-                "give either `synthetic:` or `trace:`, not both",
-            ));
+            return Err(source.error("workload.trace", "give either `synthetic:` or `trace:`, not both"));
         }
     };
     if requests.is_empty() {
@@ -62,9 +59,7 @@ pub fn from_rows(rows: impl IntoIterator<Item = TraceRow>, time_scale: f64) -> V
         .enumerate()
         .map(|(index, row)| RequestSpec {
             id: index as u64,
-            arrival: SimTime::from_nanos(secs_to_nanos(
-                (row.arrival_ns - start) as f64 * 1e-9 * time_scale,
-            )),
+            arrival: SimTime::from_nanos(secs_to_nanos((row.arrival_ns - start) as f64 * 1e-9 * time_scale)),
             input_tokens: row.input_tokens,
             output_tokens: row.output_tokens,
             priority: row.priority,

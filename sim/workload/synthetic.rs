@@ -9,22 +9,10 @@ use rand::Rng;
 use rand_distr::{Distribution, Exp, Gamma, LogNormal};
 
 /// Generates the requests of `section` under `seed`.
-pub fn generate(
-    section: &SyntheticSection,
-    source: &YamlSource,
-    seed: u64,
-) -> Result<Vec<RequestSpec>> {
+pub fn generate(section: &SyntheticSection, source: &YamlSource, seed: u64) -> Result<Vec<RequestSpec>> {
     let count = section.requests.get() as usize;
-    let mut input = LengthSampler::new(
-        &section.input_tokens,
-        source,
-        "workload.synthetic.input_tokens",
-    )?;
-    let mut output = LengthSampler::new(
-        &section.output_tokens,
-        source,
-        "workload.synthetic.output_tokens",
-    )?;
+    let mut input = LengthSampler::new(&section.input_tokens, source, "workload.synthetic.input_tokens")?;
+    let mut output = LengthSampler::new(&section.output_tokens, source, "workload.synthetic.output_tokens")?;
     let mut arrivals = ArrivalSampler::new(&section.arrival, source)?;
     let mut arrival_rng = stream_rng(seed, "workload/arrivals");
     let mut input_rng = stream_rng(seed, "workload/input_tokens");
@@ -60,40 +48,24 @@ struct ArrivalSampler {
 impl ArrivalSampler {
     fn new(section: &ArrivalSection, source: &YamlSource) -> Result<Self> {
         let field = "workload.synthetic.arrival";
-        let invalid = |e: &dyn std::fmt::Display| {
-            source.error(field, format!("invalid arrival process: {e}"))
-        };
+        let invalid = |e: &dyn std::fmt::Display| source.error(field, format!("invalid arrival process: {e}"));
         let (gap, on_off_ns) = match section {
-            ArrivalSection::Poisson { rate_per_s } => (
-                Gap::Exponential(Exp::new(rate_per_s.get()).map_err(|e| invalid(&e))?),
-                None,
-            ),
+            ArrivalSection::Poisson { rate_per_s } => {
+                (Gap::Exponential(Exp::new(rate_per_s.get()).map_err(|e| invalid(&e))?), None)
+            }
             ArrivalSection::Gamma { rate_per_s, cv } => {
                 // Mean 1/rate, CV cv: shape 1/cv², scale cv²/rate.
                 let shape = 1.0 / (cv.get() * cv.get());
                 let scale = cv.get() * cv.get() / rate_per_s.get();
-                (
-                    Gap::Gamma(Gamma::new(shape, scale).map_err(|e| invalid(&e))?),
-                    None,
-                )
+                (Gap::Gamma(Gamma::new(shape, scale).map_err(|e| invalid(&e))?), None)
             }
-            ArrivalSection::Constant { rate_per_s } => {
-                (Gap::Constant(1.0 / rate_per_s.get()), None)
-            }
-            ArrivalSection::OnOff {
-                rate_per_s,
-                on_s,
-                off_s,
-            } => (
+            ArrivalSection::Constant { rate_per_s } => (Gap::Constant(1.0 / rate_per_s.get()), None),
+            ArrivalSection::OnOff { rate_per_s, on_s, off_s } => (
                 Gap::Exponential(Exp::new(rate_per_s.get()).map_err(|e| invalid(&e))?),
                 Some((secs_to_nanos(on_s.get()).max(1), secs_to_nanos(off_s.get()))),
             ),
         };
-        Ok(ArrivalSampler {
-            gap,
-            on_off_ns,
-            busy_clock_ns: 0,
-        })
+        Ok(ArrivalSampler { gap, on_off_ns, busy_clock_ns: 0 })
     }
 
     fn next(&mut self, rng: &mut SimRng) -> SimTime {
@@ -108,10 +80,7 @@ impl ArrivalSampler {
             Some((on, off)) => {
                 // Arrivals happen on the "on" clock; each completed burst adds a pause.
                 let bursts = self.busy_clock_ns / on;
-                SimTime::from_nanos(
-                    self.busy_clock_ns
-                        .saturating_add(bursts.saturating_mul(off)),
-                )
+                SimTime::from_nanos(self.busy_clock_ns.saturating_add(bursts.saturating_mul(off)))
             }
         }
     }
@@ -137,63 +106,39 @@ fn to_u32(value: u64) -> u32 {
 
 impl LengthSampler {
     fn new(section: &LengthSection, source: &YamlSource, field: &str) -> Result<Self> {
-        let invalid =
-            |e: &dyn std::fmt::Display| source.error(field, format!("invalid distribution: {e}"));
+        let invalid = |e: &dyn std::fmt::Display| source.error(field, format!("invalid distribution: {e}"));
         let (kind, min, max) = match section {
             LengthSection::Fixed { value } => (LengthKind::Fixed(to_u32(value.get())), 1, u32::MAX),
             LengthSection::Uniform { min, max } => {
                 if min > max {
-                    return Err(source.error(
-                        &format!("{field}.min"),
-                        format!("min ({min}) exceeds max ({max})"),
-                    ));
+                    return Err(source.error(&format!("{field}.min"), format!("min ({min}) exceeds max ({max})")));
                 }
-                (
-                    LengthKind::Uniform(to_u32(min.get()), to_u32(max.get())),
-                    1,
-                    u32::MAX,
-                )
+                (LengthKind::Uniform(to_u32(min.get()), to_u32(max.get())), 1, u32::MAX)
             }
             LengthSection::Lognormal { mean, cv, min, max } => {
                 let d = LogNormal::from_mean_cv(mean.get(), cv.get()).map_err(|e| invalid(&e))?;
                 let lo = min.map_or(1, |m| to_u32(m.get()));
                 let hi = max.map_or(u32::MAX, |m| to_u32(m.get()));
                 if lo > hi {
-                    return Err(source.error(
-                        &format!("{field}.min"),
-                        format!("min ({lo}) exceeds max ({hi})"),
-                    ));
+                    return Err(source.error(&format!("{field}.min"), format!("min ({lo}) exceeds max ({hi})")));
                 }
                 (LengthKind::LogNormal(d), lo, hi)
             }
             LengthSection::Exponential { mean, max } => {
                 let d = Exp::new(1.0 / mean.get()).map_err(|e| invalid(&e))?;
-                (
-                    LengthKind::Exponential(d),
-                    1,
-                    max.map_or(u32::MAX, |m| to_u32(m.get())),
-                )
+                (LengthKind::Exponential(d), 1, max.map_or(u32::MAX, |m| to_u32(m.get())))
             }
-            LengthSection::Empirical {
-                values,
-                trace,
-                field: which,
-            } => {
+            LengthSection::Empirical { values, trace, field: which } => {
                 let values: Vec<u32> = match (values, trace) {
-                    (Some(values), None) if !values.is_empty() => {
-                        values.iter().map(|v| to_u32(v.get())).collect()
-                    }
-                    (Some(_), None) => {
-                        return Err(source.error(&format!("{field}.values"), "the list is empty"))
-                    }
+                    (Some(values), None) if !values.is_empty() => values.iter().map(|v| to_u32(v.get())).collect(),
+                    (Some(_), None) => return Err(source.error(&format!("{field}.values"), "the list is empty")),
                     (None, Some(trace)) => {
                         let which = which.ok_or_else(|| {
-                            source.error(field, "say which trace column to draw from: `field: input` or `field: output`")
+                            source
+                                .error(field, "say which trace column to draw from: `field: input` or `field: output`")
                         })?;
                         let rows = super::read_trace(trace.format, &source.resolve(&trace.path))
-                            .map_err(|e| {
-                                super::wrap_file_error(source, &format!("{field}.trace.path"), e)
-                            })?;
+                            .map_err(|e| super::wrap_file_error(source, &format!("{field}.trace.path"), e))?;
                         rows.iter()
                             .map(|r| match which {
                                 TraceField::Input => r.input_tokens,
@@ -201,9 +146,7 @@ impl LengthSampler {
                             })
                             .collect()
                     }
-                    _ => {
-                        return Err(source.error(field, "give exactly one of `values:` or `trace:`"))
-                    }
+                    _ => return Err(source.error(field, "give exactly one of `values:` or `trace:`")),
                 };
                 (LengthKind::Empirical(values), 1, u32::MAX)
             }

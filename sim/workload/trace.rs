@@ -25,18 +25,8 @@ pub fn read_trace(format: TraceFormat, path: &Path) -> Result<Vec<TraceRow>> {
     let text = read_text(path)?;
     let file = path.display().to_string();
     let rows = match format {
-        TraceFormat::Azure => read_csv(
-            &file,
-            &text,
-            &["TIMESTAMP", "ContextTokens", "GeneratedTokens"],
-            azure_row,
-        )?,
-        TraceFormat::Csv => read_csv(
-            &file,
-            &text,
-            &["arrival_s", "input_tokens", "output_tokens"],
-            plain_row,
-        )?,
+        TraceFormat::Azure => read_csv(&file, &text, &["TIMESTAMP", "ContextTokens", "GeneratedTokens"], azure_row)?,
+        TraceFormat::Csv => read_csv(&file, &text, &["arrival_s", "input_tokens", "output_tokens"], plain_row)?,
         TraceFormat::Mooncake => read_mooncake(&file, &text)?,
     };
     if rows.is_empty() {
@@ -46,31 +36,18 @@ pub fn read_trace(format: TraceFormat, path: &Path) -> Result<Vec<TraceRow>> {
 }
 
 fn row_error(file: &str, line: u64, field: &str, message: impl Into<String>) -> Error {
-    Error::at(
-        Location {
-            file: file.to_string(),
-            line: Some(line as usize),
-            field: Some(field.to_string()),
-        },
-        message,
-    )
+    Error::at(Location { file: file.to_string(), line: Some(line as usize), field: Some(field.to_string()) }, message)
 }
 
 type RowParser = fn(&str, u64, &[&str], &csv::StringRecord, &[usize]) -> Result<TraceRow>;
 
 fn read_csv(file: &str, text: &str, required: &[&str], parse: RowParser) -> Result<Vec<TraceRow>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = reader
         .headers()
         .map_err(|e| {
             Error::at(
-                Location {
-                    file: file.into(),
-                    line: Some(1),
-                    field: None,
-                },
+                Location { file: file.into(), line: Some(1), field: None },
                 format!("cannot read the header: {e}"),
             )
         })?
@@ -81,11 +58,7 @@ fn read_csv(file: &str, text: &str, required: &[&str], parse: RowParser) -> Resu
             Some(index) => columns.push(index),
             None => {
                 return Err(Error::at(
-                    Location {
-                        file: file.into(),
-                        line: Some(1),
-                        field: None,
-                    },
+                    Location { file: file.into(), line: Some(1), field: None },
                     format!(
                         "the header lacks column `{name}`; expected columns {} (found: {})",
                         required.join(","),
@@ -103,11 +76,7 @@ fn read_csv(file: &str, text: &str, required: &[&str], parse: RowParser) -> Resu
         let record = record.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
             Error::at(
-                Location {
-                    file: file.into(),
-                    line: Some(line as usize),
-                    field: None,
-                },
+                Location { file: file.into(), line: Some(line as usize), field: None },
                 format!("malformed row: {e}"),
             )
         })?;
@@ -119,31 +88,17 @@ fn read_csv(file: &str, text: &str, required: &[&str], parse: RowParser) -> Resu
 }
 
 fn cell<'r>(record: &'r csv::StringRecord, columns: &[usize], index: usize) -> &'r str {
-    columns
-        .get(index)
-        .and_then(|&c| record.get(c))
-        .unwrap_or("")
+    columns.get(index).and_then(|&c| record.get(c)).unwrap_or("")
 }
 
 fn token_count(file: &str, line: u64, field: &str, text: &str) -> Result<u32> {
     match text.parse::<u64>() {
         Ok(value) if value >= 1 && value <= u64::from(u32::MAX) => Ok(value as u32),
-        _ => Err(row_error(
-            file,
-            line,
-            field,
-            format!("expected a whole number of tokens ≥ 1, found {text:?}"),
-        )),
+        _ => Err(row_error(file, line, field, format!("expected a whole number of tokens ≥ 1, found {text:?}"))),
     }
 }
 
-fn azure_row(
-    file: &str,
-    line: u64,
-    names: &[&str],
-    record: &csv::StringRecord,
-    columns: &[usize],
-) -> Result<TraceRow> {
+fn azure_row(file: &str, line: u64, names: &[&str], record: &csv::StringRecord, columns: &[usize]) -> Result<TraceRow> {
     let stamp = cell(record, columns, 0);
     let arrival_ns = parse_timestamp(stamp).ok_or_else(|| {
         row_error(
@@ -162,36 +117,17 @@ fn azure_row(
     })
 }
 
-fn plain_row(
-    file: &str,
-    line: u64,
-    names: &[&str],
-    record: &csv::StringRecord,
-    columns: &[usize],
-) -> Result<TraceRow> {
+fn plain_row(file: &str, line: u64, names: &[&str], record: &csv::StringRecord, columns: &[usize]) -> Result<TraceRow> {
     let arrival_text = cell(record, columns, 0);
     let arrival_s: f64 = match arrival_text.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => v,
-        _ => {
-            return Err(row_error(
-                file,
-                line,
-                names[0],
-                format!("expected seconds ≥ 0, found {arrival_text:?}"),
-            ))
-        }
+        _ => return Err(row_error(file, line, names[0], format!("expected seconds ≥ 0, found {arrival_text:?}"))),
     };
     let priority = match columns.get(3) {
         Some(_) => {
             let text = cell(record, columns, 3);
-            text.parse::<i32>().map_err(|_| {
-                row_error(
-                    file,
-                    line,
-                    "priority",
-                    format!("expected an integer, found {text:?}"),
-                )
-            })?
+            text.parse::<i32>()
+                .map_err(|_| row_error(file, line, "priority", format!("expected an integer, found {text:?}")))?
         }
         None => 0,
     };
@@ -216,23 +152,14 @@ fn parse_timestamp(text: &str) -> Option<i64> {
     let hour: i64 = clock_parts.next()?.parse().ok()?;
     let minute: i64 = clock_parts.next()?.parse().ok()?;
     let second: i64 = clock_parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let digits: String = fraction.chars().take(9).collect();
     if !digits.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    let nanos: i64 = if digits.is_empty() {
-        0
-    } else {
-        format!("{digits:0<9}").parse().ok()?
-    };
+    let nanos: i64 = if digits.is_empty() { 0 } else { format!("{digits:0<9}").parse().ok()? };
     let days = days_from_civil(year, month, day);
     Some(((days * 24 + hour) * 60 + minute) * 60_000_000_000 + second * 1_000_000_000 + nanos)
 }
@@ -297,8 +224,7 @@ mod tests {
         assert_eq!(b - a, 4_314_579_000);
         assert_eq!(parse_timestamp("1970-01-01 00:00:01"), Some(1_000_000_000));
         assert_eq!(
-            parse_timestamp("2024-03-01 00:00:00").unwrap()
-                - parse_timestamp("2024-02-28 00:00:00").unwrap(),
+            parse_timestamp("2024-03-01 00:00:00").unwrap() - parse_timestamp("2024-02-28 00:00:00").unwrap(),
             2 * 86_400_000_000_000
         );
         assert!(parse_timestamp("yesterday").is_none());
