@@ -1,1 +1,70 @@
-fn main() {}
+//! Simulator speed: the engine alone (events per second) and whole scenarios (requests and
+//! events per second of wall time, peak memory). Run with `cargo bench --bench throughput`;
+//! the figures in the README come from this.
+
+use servesim::engine::{self, EventQueue, SimTime, World};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// 1,024 components that each reschedule themselves after a pseudo-random delay: the queue
+/// holds ~1k events, as a busy cluster's does.
+struct PingWorld {
+    state: u64,
+    delivered: u64,
+}
+
+impl World for PingWorld {
+    type Event = u32;
+    fn handle(&mut self, _now: SimTime, component: u32, queue: &mut EventQueue<u32>) {
+        self.delivered += 1;
+        self.state = self.state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay_ns = 1_000 + (self.state >> 44);
+        queue.schedule_after(delay_ns, component);
+    }
+}
+
+fn engine_benchmark(events: u64) -> f64 {
+    let mut queue = EventQueue::new();
+    for component in 0..1024u32 {
+        queue.schedule_at(SimTime::from_nanos(u64::from(component)), component);
+    }
+    let mut world = PingWorld { state: 1, delivered: 0 };
+    // Horizon chosen so that about `events` events fall before it.
+    let mean_delay_ns = 1_000.0 + (1u64 << 19) as f64;
+    let horizon = SimTime::from_nanos((events as f64 / 1024.0 * mean_delay_ns) as u64);
+    let started = Instant::now();
+    let stats = engine::run(&mut world, &mut queue, Some(horizon));
+    let wall = started.elapsed().as_secs_f64();
+    stats.events_delivered as f64 / wall
+}
+
+fn scenario_benchmark(scenario: &Path) -> String {
+    let out = std::env::temp_dir().join(format!("servesim-bench-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_servesim"))
+        .arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("servesim runs");
+    let _ = std::fs::remove_dir_all(&out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", scenario.display());
+    stderr.lines().find(|l| l.starts_with("simulated")).unwrap_or("no statistics line").to_string()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` does not and only wants a smoke run.
+    let full = std::env::args().any(|a| a == "--bench");
+    let events = if full { 50_000_000 } else { 100_000 };
+    let rate = engine_benchmark(events);
+    println!("engine: {:.1} M events/s ({} events, 1,024 self-rescheduling components)", rate / 1e6, events);
+    if !full {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for scenario in ["benches/scenarios/azure-conv-full.yaml", "benches/scenarios/synthetic-1m.yaml"] {
+        println!("{scenario}: {}", scenario_benchmark(&root.join(scenario)));
+    }
+}

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod calibration;
 pub mod cluster;
 pub mod cost;
 pub mod engine;

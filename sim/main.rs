@@ -84,8 +84,9 @@ fn run(path: Option<PathBuf>, out: Option<PathBuf>, seed: Option<u64>, quiet: bo
         if let Some(gaps) = written.token_gaps {
             println!("wrote {}", gaps.display());
         }
+        let memory = peak_memory_mib().map_or_else(String::new, |mib| format!(", peak memory {mib:.0} MiB"));
         eprintln!(
-            "simulated {} requests ({} events) in {:.3} s wall: {:.0} requests/s, {:.2} M events/s",
+            "simulated {} requests ({} events) in {:.3} s wall: {:.0} requests/s, {:.2} M events/s{memory}",
             summary.requests.total,
             summary.events,
             wall_s,
@@ -94,6 +95,14 @@ fn run(path: Option<PathBuf>, out: Option<PathBuf>, seed: Option<u64>, quiet: bo
         );
     }
     Ok(())
+}
+
+/// Peak resident memory of this process (Linux), MiB.
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 fn validate(files: &[PathBuf]) -> anyhow::Result<()> {

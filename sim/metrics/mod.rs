@@ -5,11 +5,13 @@
 //! components' counters. Nothing here influences the simulation.
 
 mod gaps;
+mod histogram;
 mod percentile;
 mod recorder;
 mod summary;
 
 pub use gaps::GapLog;
+pub use histogram::LogHistogram;
 pub use percentile::{Distribution, WeightedValues};
 pub use recorder::{Recorder, RejectReason, RequestRecord, RequestStatus};
 pub use summary::{

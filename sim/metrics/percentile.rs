@@ -69,6 +69,20 @@ impl WeightedValues {
 }
 
 impl Distribution {
+    /// Statistics of a histogram of nanoseconds, in seconds.
+    pub fn of_histogram_ns(histogram: &super::LogHistogram) -> Distribution {
+        let seconds = |ns: u64| ns as f64 * 1e-9;
+        Distribution {
+            count: histogram.count(),
+            mean: histogram.mean() * 1e-9,
+            p50: seconds(histogram.percentile(0.50)),
+            p90: seconds(histogram.percentile(0.90)),
+            p95: seconds(histogram.percentile(0.95)),
+            p99: seconds(histogram.percentile(0.99)),
+            max: seconds(histogram.max()),
+        }
+    }
+
     /// Statistics of plain values.
     pub fn of(values: impl IntoIterator<Item = f64>) -> Distribution {
         let mut weighted = WeightedValues::default();

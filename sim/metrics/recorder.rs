@@ -1,6 +1,6 @@
 //! Per-request milestones as the simulation produces them.
 
-use super::GapLog;
+use super::{GapLog, LogHistogram};
 use crate::engine::SimTime;
 use crate::serving::RequestSpec;
 use std::fmt;
@@ -128,9 +128,8 @@ impl RequestRecord {
 #[derive(Debug, Clone)]
 pub struct Recorder {
     records: Vec<RequestRecord>,
-    /// Run-length-coded inter-token gaps of all requests: (gap ns, occurrences). Tokens of one
-    /// iteration mostly share a gap, so this stays small and percentiles stay exact.
-    gap_runs: Vec<(u64, u64)>,
+    /// Inter-token gaps of all requests.
+    gaps: LogHistogram,
     token_gaps: Option<Vec<GapLog>>,
 }
 
@@ -154,7 +153,7 @@ impl Recorder {
             })
             .collect();
         let token_gaps = keep_token_gaps.then(|| vec![GapLog::default(); requests.len()]);
-        Recorder { records, gap_runs: Vec::new(), token_gaps }
+        Recorder { records, gaps: LogHistogram::default(), token_gaps }
     }
 
     /// Notes the replica a request was sent to.
@@ -183,10 +182,7 @@ impl Recorder {
         if let Some(previous) = record.last_token {
             let gap = now - previous;
             record.max_gap_ns = record.max_gap_ns.max(gap);
-            match self.gap_runs.last_mut() {
-                Some((value, count)) if *value == gap => *count += 1,
-                _ => self.gap_runs.push((gap, 1)),
-            }
+            self.gaps.add(gap, 1);
             if let Some(logs) = &mut self.token_gaps {
                 logs[request].push(gap);
             }
@@ -212,9 +208,9 @@ impl Recorder {
         &self.records
     }
 
-    /// Run-length-coded gaps of all requests.
-    pub fn gap_runs(&self) -> &[(u64, u64)] {
-        &self.gap_runs
+    /// Inter-token gaps of all requests.
+    pub fn gaps(&self) -> &LogHistogram {
+        &self.gaps
     }
 
     /// Per-request gap logs, when kept.

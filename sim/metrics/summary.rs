@@ -1,7 +1,7 @@
 //! Aggregate figures of a run: request counts, latency distributions, throughput, goodput,
 //! queue, KV occupancy, device utilisation, energy and cost.
 
-use super::{Distribution, RequestStatus, WeightedValues};
+use super::{Distribution, RequestStatus};
 use crate::cluster::RunOutput;
 use crate::scenario::Scenario;
 use serde::Serialize;
@@ -222,15 +222,11 @@ impl Summary {
             }
         }
 
-        let mut gaps = WeightedValues::default();
-        for &(gap_ns, count) in run.recorder.gap_runs() {
-            gaps.add(gap_ns as f64 * 1e-9, count);
-        }
         let latency = LatencySummary {
             queue_wait_s: Distribution::of(records.iter().filter_map(|r| r.queue_wait_s())),
             ttft_s: Distribution::of(records.iter().filter_map(|r| r.ttft_s())),
             tpot_s: Distribution::of(records.iter().filter_map(|r| r.tpot_s())),
-            inter_token_s: gaps.distribution(),
+            inter_token_s: Distribution::of_histogram_ns(run.recorder.gaps()),
             e2e_s: Distribution::of(records.iter().filter_map(|r| r.e2e_s())),
         };
 

@@ -1,0 +1,23 @@
+//! Measured data servesim is judged against: readers for Vidur's operator profiles and
+//! comparisons of the cost model with them.
+//!
+//! Nothing here runs during a simulation; it is for fidelity checks and fitting.
+
+mod vidur;
+
+pub use vidur::{read_vidur_compute, VidurComputeRow};
+
+/// Median of absolute percentage errors (as a fraction) of (predicted, measured) pairs.
+pub fn median_absolute_percentage_error(pairs: &[(f64, f64)]) -> f64 {
+    let mut errors: Vec<f64> = pairs.iter().filter(|(_, m)| *m > 0.0).map(|(p, m)| ((p - m) / m).abs()).collect();
+    if errors.is_empty() {
+        return f64::NAN;
+    }
+    errors.sort_by(f64::total_cmp);
+    let n = errors.len();
+    if n % 2 == 1 {
+        errors[n / 2]
+    } else {
+        (errors[n / 2 - 1] + errors[n / 2]) / 2.0
+    }
+}
