@@ -15,8 +15,9 @@ use std::time::Instant;
 #[derive(Parser)]
 #[command(name = "servesim", version, about, long_about = None)]
 struct Cli {
+    /// Without a command, `servesim` runs the bundled quickstart scenario (`servesim run`).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -47,7 +48,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let command = cli.command.unwrap_or(Command::Run { scenario: None, out: None, seed: None, quiet: false });
+    let result = match command {
         Command::Run { scenario, out, seed, quiet } => run(scenario, out, seed, quiet),
         Command::Validate { files } => validate(&files),
         Command::Profiles => profiles(),
@@ -144,8 +146,8 @@ fn profiles() -> anyhow::Result<()> {
     let catalog = Catalog::bundled()?;
     println!("devices ({}):", catalog.devices.len());
     println!(
-        "  {:<16} {:<4} {:>10} {:>9} {:>9} {:>7} {:>8}  {}",
-        "name", "kind", "bf16 TF/s", "mem GiB", "GB/s", "max W", "$/hour", "description"
+        "  {:<16} {:<4} {:>10} {:>9} {:>9} {:>7} {:>8}  description",
+        "name", "kind", "bf16 TF/s", "mem GiB", "GB/s", "max W", "$/hour"
     );
     for device in catalog.devices.values() {
         println!(
@@ -161,7 +163,7 @@ fn profiles() -> anyhow::Result<()> {
         );
     }
     println!("\nlinks ({}):", catalog.links.len());
-    println!("  {:<24} {:<10} {:>10} {:>11}  {}", "name", "kind", "GB/s/dir", "latency µs", "description");
+    println!("  {:<24} {:<10} {:>10} {:>11}  description", "name", "kind", "GB/s/dir", "latency µs");
     for link in catalog.links.values() {
         println!(
             "  {:<24} {:<10} {:>10.1} {:>11.2}  {}",

@@ -30,25 +30,45 @@ impl World for Watched {
     }
 }
 
-fn scenario_text(
-    model: &str,
-    device: &str,
+/// The knobs the property test varies.
+struct Case {
+    model: &'static str,
+    device: &'static str,
     memory_utilization: f64,
-    policy: &str,
+    policy: &'static str,
     max_num_seqs: u64,
     max_batched: u64,
     chunked: bool,
     replicas: u64,
-    router: &str,
+    router: &'static str,
     requests: u64,
     rate: f64,
     input_mean: f64,
     output_mean: f64,
     seed: u64,
-) -> String {
-    let max_model_len = if chunked { 8192 } else { max_batched };
-    format!(
-        "seed: {seed}
+}
+
+impl Case {
+    fn text(&self) -> String {
+        let Case {
+            model,
+            device,
+            memory_utilization,
+            policy,
+            max_num_seqs,
+            max_batched,
+            chunked,
+            replicas,
+            router,
+            requests,
+            rate,
+            input_mean,
+            output_mean,
+            seed,
+        } = self;
+        let max_model_len = if *chunked { 8192 } else { *max_batched };
+        format!(
+            "seed: {seed}
 model: {model}
 deployment:
   router: {router}
@@ -70,7 +90,8 @@ workload:
     input_tokens: {{ distribution: lognormal, mean: {input_mean}, cv: 1.5 }}
     output_tokens: {{ distribution: lognormal, mean: {output_mean}, cv: 1.5 }}
 "
-    )
+        )
+    }
 }
 
 proptest! {
@@ -97,8 +118,8 @@ proptest! {
         output_mean in 4.0f64..600.0,
         seed in 0u64..1000,
     ) {
-        let text = scenario_text(model, device, memory_utilization, policy, max_num_seqs, max_batched, chunked,
-            replicas, router, requests, rate, input_mean, output_mean, seed);
+        let text = Case { model, device, memory_utilization, policy, max_num_seqs, max_batched, chunked,
+            replicas, router, requests, rate, input_mean, output_mean, seed }.text();
         let scenario = scenario(&text);
         let mut queue = EventQueue::new();
         queue.schedule_at(scenario.requests[0].arrival, Event::Arrival(0));
@@ -128,22 +149,23 @@ proptest! {
 
 #[test]
 fn a_kv_pool_too_small_for_the_load_preempts_and_still_completes_every_request() {
-    let text = scenario_text(
-        "llama-3.2-1b",
-        "l4",
-        0.17,
-        "fcfs",
-        64,
-        2048,
-        true,
-        1,
-        "round_robin",
-        300,
-        30.0,
-        1500.0,
-        400.0,
-        9,
-    );
+    let text = Case {
+        model: "llama-3.2-1b",
+        device: "l4",
+        memory_utilization: 0.17,
+        policy: "fcfs",
+        max_num_seqs: 64,
+        max_batched: 2048,
+        chunked: true,
+        replicas: 1,
+        router: "round_robin",
+        requests: 300,
+        rate: 30.0,
+        input_mean: 1500.0,
+        output_mean: 400.0,
+        seed: 9,
+    }
+    .text();
     let (output, summary) = common::run(&scenario(&text));
     assert!(summary.requests.preemptions > 0, "the scenario must exercise preemption");
     assert_eq!(summary.requests.completed + summary.requests.rejected, 300);
