@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-fn collect(
-    dir: &Path,
-    pick: &dyn Fn(&Path) -> Option<(String, PathBuf)>,
-) -> Vec<(String, PathBuf)> {
+/// Picks the files of a folder that belong in a table, with their catalog names.
+type Picker = dyn Fn(&Path) -> Option<(String, PathBuf)>;
+
+fn collect(dir: &Path, pick: &Picker) -> Vec<(String, PathBuf)> {
     let mut found = Vec::new();
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
@@ -24,22 +24,12 @@ fn collect(
 
 fn yaml_files(path: &Path) -> Option<(String, PathBuf)> {
     let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-    is_yaml.then(|| {
-        (
-            path.file_stem().unwrap().to_string_lossy().into_owned(),
-            path.to_path_buf(),
-        )
-    })
+    is_yaml.then(|| (path.file_stem().unwrap().to_string_lossy().into_owned(), path.to_path_buf()))
 }
 
 fn model_configs(path: &Path) -> Option<(String, PathBuf)> {
     let config = path.join("config.json");
-    config.is_file().then(|| {
-        (
-            path.file_name().unwrap().to_string_lossy().into_owned(),
-            config,
-        )
-    })
+    config.is_file().then(|| (path.file_name().unwrap().to_string_lossy().into_owned(), config))
 }
 
 fn table(out: &mut String, name: &str, items: &[(String, PathBuf)]) {
@@ -47,12 +37,7 @@ fn table(out: &mut String, name: &str, items: &[(String, PathBuf)]) {
     writeln!(out, "pub static {name}: &[(&str, &str)] = &[").unwrap();
     for (key, path) in items {
         let absolute = path.canonicalize().unwrap();
-        writeln!(
-            out,
-            "    ({key:?}, include_str!({:?})),",
-            absolute.display().to_string()
-        )
-        .unwrap();
+        writeln!(out, "    ({key:?}, include_str!({:?})),", absolute.display().to_string()).unwrap();
     }
     writeln!(out, "];").unwrap();
 }
@@ -60,7 +45,7 @@ fn table(out: &mut String, name: &str, items: &[(String, PathBuf)]) {
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let mut out = String::new();
-    let groups: [(&str, &str, &dyn Fn(&Path) -> Option<(String, PathBuf)>); 4] = [
+    let groups: [(&str, &str, &Picker); 4] = [
         ("BUNDLED_DEVICES", "hardware-profiles/devices", &yaml_files),
         ("BUNDLED_LINKS", "hardware-profiles/links", &yaml_files),
         ("BUNDLED_MODELS", "models", &model_configs),
