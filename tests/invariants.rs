@@ -86,9 +86,9 @@ deployment:
 workload:
   synthetic:
     requests: {requests}
-    arrival: {{ process: gamma, rate_per_s: {rate}, cv: 2 }}
-    input_tokens: {{ distribution: lognormal, mean: {input_mean}, cv: 1.5 }}
-    output_tokens: {{ distribution: lognormal, mean: {output_mean}, cv: 1.5 }}
+    arrival: {{ gamma: {{ rate_per_s: {rate}, cv: 2 }} }}
+    input_tokens: {{ lognormal: {{ mean: {input_mean}, cv: 1.5 }} }}
+    output_tokens: {{ lognormal: {{ mean: {output_mean}, cv: 1.5 }} }}
 "
         )
     }

@@ -6,7 +6,7 @@ use common::{scenario, single_replica};
 
 #[test]
 fn llama_3_1_8b_on_h100_matches_the_hand_computation() {
-    let workload = "  synthetic:\n    requests: 1\n    arrival: { process: poisson, rate_per_s: 1 }\n    input_tokens: { distribution: fixed, value: 10 }\n    output_tokens: { distribution: fixed, value: 10 }";
+    let workload = "  synthetic:\n    requests: 1\n    arrival: { poisson: { rate_per_s: 1 } }\n    input_tokens: { fixed: { value: 10 } }\n    output_tokens: { fixed: { value: 10 } }";
     let scenario = scenario(&single_replica("llama-3.1-8b", "h100-sxm", 256, 8192, workload, 0));
     let pool = &scenario.pools[0];
     // By hand: KV bytes/token = 2 (K,V) × 32 layers × 8 KV heads × 128 dims × 2 bytes.

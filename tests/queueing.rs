@@ -18,7 +18,7 @@ const REQUESTS: u64 = 200_000;
 /// Service time of one fixed request, measured by running it alone.
 fn service_time_s(model: &str, input_tokens: u64) -> f64 {
     let workload = format!(
-        "  synthetic:\n    requests: 1\n    arrival: {{ process: poisson, rate_per_s: 1 }}\n    input_tokens: {{ distribution: fixed, value: {input_tokens} }}\n    output_tokens: {{ distribution: fixed, value: 1 }}"
+        "  synthetic:\n    requests: 1\n    arrival: {{ poisson: {{ rate_per_s: 1 }} }}\n    input_tokens: {{ fixed: {{ value: {input_tokens} }} }}\n    output_tokens: {{ fixed: {{ value: 1 }} }}"
     );
     let (output, _) = run(&scenario(&single_replica(model, "h100-sxm", 1, 8192, &workload, 1)));
     output.recorder.records()[0].e2e_s().expect("completed")
@@ -41,7 +41,7 @@ fn constant_service_under_poisson_arrivals_matches_m_d_1() {
     let rho = 0.8;
     let rate = rho / service_s;
     let workload = format!(
-        "  synthetic:\n    requests: {REQUESTS}\n    arrival: {{ process: poisson, rate_per_s: {rate} }}\n    input_tokens: {{ distribution: fixed, value: 512 }}\n    output_tokens: {{ distribution: fixed, value: 1 }}"
+        "  synthetic:\n    requests: {REQUESTS}\n    arrival: {{ poisson: {{ rate_per_s: {rate} }} }}\n    input_tokens: {{ fixed: {{ value: 512 }} }}\n    output_tokens: {{ fixed: {{ value: 1 }} }}"
     );
     let (_, summary) = run(&scenario(&single_replica("llama-3.2-1b", "h100-sxm", 1, 8192, &workload, 11)));
     assert_eq!(summary.requests.completed, REQUESTS);
@@ -73,7 +73,7 @@ fn exponential_service_under_poisson_arrivals_matches_m_m_1_and_littles_law() {
     // over ±6% with 200k requests and ±2% with 1M, so this check uses 1M.
     let requests = 1_000_000;
     let workload = format!(
-        "  synthetic:\n    requests: {requests}\n    arrival: {{ process: poisson, rate_per_s: {rate} }}\n    input_tokens: {{ distribution: exponential, mean: {mean_tokens}, max: 120000 }}\n    output_tokens: {{ distribution: fixed, value: 1 }}"
+        "  synthetic:\n    requests: {requests}\n    arrival: {{ poisson: {{ rate_per_s: {rate} }} }}\n    input_tokens: {{ exponential: {{ mean: {mean_tokens}, max: 120000 }} }}\n    output_tokens: {{ fixed: {{ value: 1 }} }}"
     );
     let text = single_replica("llama-3.2-1b", "h100-sxm", 1, 65_536, &workload, 5);
     let scenario = scenario(&text);
@@ -92,7 +92,7 @@ fn exponential_service_under_poisson_arrivals_matches_m_m_1_and_littles_law() {
 fn littles_law_holds_for_a_batching_replica() {
     // Not a single server: continuous batching of variable requests. Little's law still holds
     // on the waiting queue, whatever the service discipline.
-    let workload = "  synthetic:\n    requests: 3000\n    arrival: { process: gamma, rate_per_s: 5, cv: 2 }\n    input_tokens: { distribution: lognormal, mean: 800, cv: 1 }\n    output_tokens: { distribution: lognormal, mean: 200, cv: 1 }";
+    let workload = "  synthetic:\n    requests: 3000\n    arrival: { gamma: { rate_per_s: 5, cv: 2 } }\n    input_tokens: { lognormal: { mean: 800, cv: 1 } }\n    output_tokens: { lognormal: { mean: 200, cv: 1 } }";
     let (_, summary) = run(&scenario(&single_replica("llama-3.1-8b", "a100-sxm-80gb", 64, 4096, workload, 3)));
     let little = summary.queue.arrival_rate_per_s * mean_queue_wait(&summary);
     assert!(summary.queue.mean_waiting_requests > 0.01, "the queue must actually build up");

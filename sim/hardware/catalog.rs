@@ -2,7 +2,7 @@
 //! `hardware-profiles/` and `models/`), and resolution of a name-or-path reference from a
 //! scenario.
 
-use super::{DeviceProfile, LinkProfile};
+use super::{DeviceProfile, LinkProfile, NodeProfile};
 use crate::error::Result;
 use crate::input::{known_list, YamlSource};
 use crate::model::ModelSpec;
@@ -18,6 +18,8 @@ pub struct Catalog {
     pub devices: BTreeMap<String, DeviceProfile>,
     /// Links by name.
     pub links: BTreeMap<String, LinkProfile>,
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, NodeProfile>,
 }
 
 /// Whether a reference names a file rather than a catalog entry.
@@ -42,7 +44,14 @@ impl Catalog {
             check_name_matches(&source, &profile.name, name)?;
             links.insert(name.to_string(), profile);
         }
-        Ok(Catalog { devices, links })
+        let mut nodes = BTreeMap::new();
+        for (name, text) in BUNDLED_NODES {
+            let source = bundled_source("hardware-profiles/nodes", name, text);
+            let profile = NodeProfile::from_source(&source, &|d| devices.contains_key(d), &|l| links.contains_key(l))?;
+            check_name_matches(&source, &profile.name, name)?;
+            nodes.insert(name.to_string(), profile);
+        }
+        Ok(Catalog { devices, links, nodes })
     }
 
     /// Resolves `reference` (a catalog name or a path to a YAML profile) written at `field` of
@@ -59,6 +68,26 @@ impl Catalog {
                 format!(
                     "unknown device {reference:?}; bundled devices are: {}; or give a path to a device profile YAML",
                     known_list(self.devices.keys().map(String::as_str))
+                ),
+            )
+        })
+    }
+
+    /// Resolves a node reference (catalog name or path to a node profile YAML).
+    pub fn node(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<NodeProfile> {
+        if is_path(reference) {
+            let path = scenario.resolve(reference);
+            let source = YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
+            return NodeProfile::from_source(&source, &|d| self.devices.contains_key(d), &|l| {
+                self.links.contains_key(l)
+            });
+        }
+        self.nodes.get(reference).cloned().ok_or_else(|| {
+            scenario.error(
+                field,
+                format!(
+                    "unknown node {reference:?}; bundled nodes are: {}; or give a path to a node profile YAML",
+                    known_list(self.nodes.keys().map(String::as_str))
                 ),
             )
         })

@@ -7,10 +7,15 @@
 mod catalog;
 mod device;
 mod link;
+mod node;
 
-pub use catalog::{bundled_scenario, Catalog, BUNDLED_DEVICES, BUNDLED_LINKS, BUNDLED_MODELS, BUNDLED_SCENARIOS};
+pub use catalog::{
+    bundled_scenario, Catalog, BUNDLED_CALIBRATIONS, BUNDLED_DEVICES, BUNDLED_LINKS, BUNDLED_MODELS, BUNDLED_NODES,
+    BUNDLED_SCENARIOS,
+};
 pub use device::{ComputeSpec, DeviceKind, DeviceProfile, Dtype, MemorySpec, Overheads, PowerSpec};
 pub use link::{LinkKind, LinkProfile};
+pub use node::{DeviceGroup, Interconnect, NodeProfile, ScaleOut, Topology};
 
 use crate::error::Result;
 use crate::input::YamlSource;

@@ -30,7 +30,7 @@ macro_rules! checked_f64 {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let value = f64::deserialize(deserializer)?;
+                let value = deserializer.deserialize_f64(NumberVisitor($expected))?;
                 $name::new(value).map_err(de::Error::custom)
             }
         }
@@ -41,6 +41,44 @@ macro_rules! checked_f64 {
             }
         }
     };
+}
+
+/// Reads any YAML number as f64, describing the expected range on a type error.
+struct NumberVisitor(&'static str);
+
+impl de::Visitor<'_> for NumberVisitor {
+    type Value = f64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        Ok(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+}
+
+/// Reads a YAML integer, rejecting negatives and fractions with the expected range.
+struct CountVisitor;
+
+impl de::Visitor<'_> for CountVisitor {
+    type Value = u64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a whole number of at least 1")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| E::custom(format!("expected an integer of at least 1, found {v}")))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+        Err(E::custom(format!("expected an integer of at least 1, found {v}")))
+    }
 }
 
 checked_f64!(
@@ -85,7 +123,7 @@ impl Count {
 
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = u64::deserialize(deserializer)?;
+        let value = deserializer.deserialize_u64(CountVisitor)?;
         Count::new(value).map_err(de::Error::custom)
     }
 }

@@ -8,6 +8,7 @@ use yaml_rust2::scanner::Marker;
 #[derive(Debug, Clone, Default)]
 pub struct LineIndex {
     lines: BTreeMap<String, usize>,
+    duplicates: Vec<(String, usize)>,
 }
 
 enum Frame {
@@ -18,6 +19,7 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     lines: BTreeMap<String, usize>,
+    duplicates: Vec<(String, usize)>,
 }
 
 impl Builder {
@@ -44,7 +46,11 @@ impl MarkedEventReceiver for Builder {
                 if let Some(Frame::Map { path, awaiting_value }) = self.stack.last_mut() {
                     if awaiting_value.is_none() {
                         let child = if path.is_empty() { value } else { format!("{path}.{value}") };
-                        self.lines.entry(child.clone()).or_insert(line);
+                        if self.lines.contains_key(&child) {
+                            self.duplicates.push((child.clone(), line));
+                        } else {
+                            self.lines.insert(child.clone(), line);
+                        }
                         *awaiting_value = Some(child);
                         return;
                     }
@@ -73,10 +79,20 @@ impl MarkedEventReceiver for Builder {
 impl LineIndex {
     /// Indexes `text`; on a syntax error the index holds what was read before it.
     pub fn build(text: &str) -> Self {
-        let mut builder = Builder { stack: Vec::new(), lines: BTreeMap::new() };
+        let mut builder = Builder { stack: Vec::new(), lines: BTreeMap::new(), duplicates: Vec::new() };
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut builder, false);
-        LineIndex { lines: builder.lines }
+        LineIndex { lines: builder.lines, duplicates: builder.duplicates }
+    }
+
+    /// The line of exactly `path`, if the text has it.
+    pub fn exact_line(&self, path: &str) -> Option<usize> {
+        self.lines.get(path).copied()
+    }
+
+    /// Keys that appear twice in one mapping: (path, line of the repeat).
+    pub fn duplicates(&self) -> &[(String, usize)] {
+        &self.duplicates
     }
 
     /// The line of `path`, or of its nearest indexed ancestor.

@@ -45,17 +45,43 @@ impl YamlSource {
     /// Deserializes the document into `T`, mapping serde errors to [`Error::Input`] with the
     /// field path and line.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
-        if self.text.trim().is_empty() {
+        let has_content = self.text.lines().any(|l| {
+            let l = l.trim();
+            !l.is_empty() && !l.starts_with('#') && l != "---"
+        });
+        if !has_content {
             return Err(Error::in_file(&self.name, "the file is empty"));
         }
         let deserializer = serde_yaml::Deserializer::from_str(&self.text);
         serde_path_to_error::deserialize(deserializer).map_err(|error| {
-            let field = error.path().to_string();
+            let path = error.path().to_string();
             let inner = error.into_inner();
-            let line = inner.location().map(|l| l.line()).or_else(|| self.line_of(&field));
-            let message = strip_location_suffix(&inner.to_string());
-            let field = (field != ".").then_some(field);
-            Error::at(Location { file: self.name.clone(), line, field }, message)
+            let message = clean_message(&inner.to_string());
+            // A repeated key: point at the repeat, which the index saw.
+            if message.contains("duplicate entry") || message.contains("duplicate field") {
+                if let Some((field, line)) = self.index.duplicates().first() {
+                    return Error::at(
+                        Location { file: self.name.clone(), line: Some(*line), field: Some(field.clone()) },
+                        message,
+                    );
+                }
+            }
+            let raw = inner.to_string();
+            let syntax = raw.contains("while parsing") || raw.contains("while scanning");
+            if syntax {
+                // The parser's own position is the truth; the path is only where it was.
+                let line = inner.location().map(|l| l.line());
+                return Error::at(Location { file: self.name.clone(), line, field: None }, message);
+            }
+            let known_path = !path.is_empty() && path != "." && !path.contains('?');
+            // serde_yaml places errors raised while reading a value at the start of the
+            // enclosing mapping; the index knows the value's own line.
+            let line = known_path
+                .then(|| self.index.exact_line(&path))
+                .flatten()
+                .or_else(|| inner.location().map(|l| l.line()))
+                .or_else(|| known_path.then(|| self.line_of(&path)).flatten());
+            Error::at(Location { file: self.name.clone(), line, field: known_path.then_some(path) }, message)
         })
     }
 
@@ -83,12 +109,19 @@ impl YamlSource {
     }
 }
 
-/// serde_yaml appends " at line L column C" to messages; the location is printed separately.
-fn strip_location_suffix(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(pos) if message[pos..].contains(" column ") => message[..pos].to_string(),
-        _ => message.to_string(),
+/// serde_yaml prefixes messages with the field path and appends " at line L column C"; both
+/// are printed separately, so they are cut here.
+fn clean_message(message: &str) -> String {
+    let mut message = match message.rfind(" at line ") {
+        Some(pos) if message[pos..].contains(" column ") => &message[..pos],
+        _ => message,
+    };
+    if let Some((prefix, rest)) = message.split_once(": ") {
+        if !prefix.is_empty() && !prefix.contains(char::is_whitespace) && prefix != "invalid type" {
+            message = rest;
+        }
     }
+    message.to_string()
 }
 
 /// Formats a list of names for "known ones are: ..." messages.

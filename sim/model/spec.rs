@@ -85,15 +85,27 @@ impl ModelSpec {
                 "required field is missing (servesim reads decoder-only transformer configs)".to_string(),
             )
         };
-        let positive = |field: &str, value: Option<u64>| -> Result<u64> {
+        // Bounds far above any published model keep every size computation within u64.
+        let bounded = |field: &str, value: Option<u64>, max: u64| -> Result<u64> {
             match value {
-                Some(0) => Err(Error::at(
+                Some(v) if (1..=max).contains(&v) => Ok(v),
+                Some(v) => Err(Error::at(
                     Location { file: origin.to_string(), line: None, field: Some(field.to_string()) },
-                    "must be at least 1",
+                    format!("{v} is outside the supported range 1..={max}"),
                 )),
-                Some(v) => Ok(v),
                 None => Err(missing(field)),
             }
+        };
+        const WIDTH: u64 = 1 << 17;
+        const COUNT: u64 = 1 << 12;
+        let positive = |field: &str, value: Option<u64>| -> Result<u64> {
+            let max = match field {
+                "vocab_size" => 1 << 22,
+                "intermediate_size" | "moe_intermediate_size" | "shared_expert_intermediate_size" => 1 << 19,
+                "num_hidden_layers" | "num_attention_heads" | "num_key_value_heads" | "num_experts_per_tok" => COUNT,
+                _ => WIDTH,
+            };
+            bounded(field, value, max)
         };
         let hidden_size = positive("hidden_size", config.hidden_size)?;
         let layers = positive("num_hidden_layers", config.num_hidden_layers)?;
@@ -118,12 +130,19 @@ impl ModelSpec {
 
         let moe = match config.num_experts {
             Some(experts) if experts > 1 => {
-                let experts_per_token = positive("num_experts_per_tok", config.num_experts_per_tok)?;
-                let expert_intermediate_size = config.moe_intermediate_size.unwrap_or(intermediate_size);
+                let experts = bounded("num_experts", Some(experts), COUNT)?;
+                let experts_per_token = bounded("num_experts_per_tok", config.num_experts_per_tok, experts)?;
+                let expert_intermediate_size =
+                    positive("moe_intermediate_size", Some(config.moe_intermediate_size.unwrap_or(intermediate_size)))?;
                 let shared_intermediate_size = match (config.shared_expert_intermediate_size, config.n_shared_experts) {
                     (Some(size), _) => size,
-                    (None, Some(count)) => count * expert_intermediate_size,
+                    (None, Some(count)) => bounded("n_shared_experts", Some(count), 64)? * expert_intermediate_size,
                     (None, None) => 0,
+                };
+                let shared_intermediate_size = if shared_intermediate_size == 0 {
+                    0
+                } else {
+                    positive("shared_expert_intermediate_size", Some(shared_intermediate_size))?
                 };
                 let dense_prefix = config.first_k_dense_replace.unwrap_or(0).min(layers);
                 let step = config.moe_layer_freq.or(config.decoder_sparse_step).unwrap_or(1).max(1);
@@ -141,13 +160,16 @@ impl ModelSpec {
             }
             _ => None,
         };
-        let mla = config.kv_lora_rank.map(|kv_lora_rank| MlaSpec {
-            kv_lora_rank,
-            q_lora_rank: config.q_lora_rank,
-            qk_rope_head_dim: config.qk_rope_head_dim.unwrap_or(64),
-            qk_nope_head_dim: config.qk_nope_head_dim.unwrap_or(128),
-            v_head_dim: config.v_head_dim.unwrap_or(128),
-        });
+        let mla = match config.kv_lora_rank {
+            Some(kv_lora_rank) => Some(MlaSpec {
+                kv_lora_rank: positive("kv_lora_rank", Some(kv_lora_rank))?,
+                q_lora_rank: config.q_lora_rank.map(|r| positive("q_lora_rank", Some(r))).transpose()?,
+                qk_rope_head_dim: positive("qk_rope_head_dim", Some(config.qk_rope_head_dim.unwrap_or(64)))?,
+                qk_nope_head_dim: positive("qk_nope_head_dim", Some(config.qk_nope_head_dim.unwrap_or(128)))?,
+                v_head_dim: positive("v_head_dim", Some(config.v_head_dim.unwrap_or(128)))?,
+            }),
+            None => None,
+        };
         let published_dtype = match config.torch_dtype.as_deref() {
             Some("bfloat16") => Some(Dtype::Bf16),
             Some("float16") => Some(Dtype::Fp16),

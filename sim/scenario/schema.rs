@@ -175,17 +175,20 @@ pub struct WorkloadSection {
 pub struct SyntheticSection {
     /// Number of requests.
     pub requests: Count,
-    /// Arrival process.
+    /// Arrival process, e.g. `{ poisson: { rate_per_s: 8 } }`.
+    #[serde(with = "serde_yaml::with::singleton_map")]
     pub arrival: ArrivalSection,
-    /// Prompt lengths.
+    /// Prompt lengths, e.g. `{ lognormal: { mean: 1024, cv: 1 } }`.
+    #[serde(with = "serde_yaml::with::singleton_map")]
     pub input_tokens: LengthSection,
     /// Output lengths.
+    #[serde(with = "serde_yaml::with::singleton_map")]
     pub output_tokens: LengthSection,
 }
 
-/// Arrival processes.
+/// Arrival processes, written as a one-key map: `{ gamma: { rate_per_s: 8, cv: 2 } }`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(tag = "process", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ArrivalSection {
     /// Exponential inter-arrival times.
     Poisson {
@@ -215,10 +218,10 @@ pub enum ArrivalSection {
     },
 }
 
-/// Token-length distributions; samples are rounded up to whole tokens and clamped to
+/// Token-length distributions, written as a one-key map (`{ fixed: { value: 512 } }`); samples are rounded up to whole tokens and clamped to
 /// `[min, max]` (min defaults to 1).
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(tag = "distribution", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum LengthSection {
     /// Always `value`.
     Fixed {

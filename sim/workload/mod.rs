@@ -16,6 +16,9 @@ use crate::input::YamlSource;
 use crate::scenario::schema::WorkloadSection;
 use crate::serving::RequestSpec;
 
+/// Latest arrival accepted, s (about 31.7 years): later ones are surely a unit mistake.
+pub const MAX_ARRIVAL_S: f64 = 1e9;
+
 /// Builds the request list of `section` (written in `source`) under `seed`.
 pub fn load(section: &WorkloadSection, source: &YamlSource, seed: u64) -> Result<Vec<RequestSpec>> {
     let requests = match (&section.synthetic, &section.trace) {
@@ -54,12 +57,15 @@ fn wrap_file_error(source: &YamlSource, field: &str, error: Error) -> Error {
 pub fn from_rows(rows: impl IntoIterator<Item = TraceRow>, time_scale: f64) -> Vec<RequestSpec> {
     let rows: Vec<TraceRow> = rows.into_iter().collect();
     let start = rows.iter().map(|r| r.arrival_ns).min().unwrap_or(0);
+    // Readers bound each arrival to MAX_ARRIVAL_S of its own clock's range, so differences fit.
     let mut requests: Vec<RequestSpec> = rows
         .iter()
         .enumerate()
         .map(|(index, row)| RequestSpec {
             id: index as u64,
-            arrival: SimTime::from_nanos(secs_to_nanos((row.arrival_ns - start) as f64 * 1e-9 * time_scale)),
+            arrival: SimTime::from_nanos(secs_to_nanos(
+                (i128::from(row.arrival_ns) - i128::from(start)) as f64 * 1e-9 * time_scale,
+            )),
             input_tokens: row.input_tokens,
             output_tokens: row.output_tokens,
             priority: row.priority,

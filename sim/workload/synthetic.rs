@@ -8,8 +8,20 @@ use crate::serving::RequestSpec;
 use rand::Rng;
 use rand_distr::{Distribution, Exp, Gamma, LogNormal};
 
+/// Most requests one synthetic workload may hold (memory for records is ~150 bytes each).
+const MAX_REQUESTS: u64 = 50_000_000;
+
 /// Generates the requests of `section` under `seed`.
 pub fn generate(section: &SyntheticSection, source: &YamlSource, seed: u64) -> Result<Vec<RequestSpec>> {
+    if section.requests.get() > MAX_REQUESTS {
+        return Err(source.error(
+            "workload.synthetic.requests",
+            format!(
+                "{} requests is more than servesim simulates in one run ({MAX_REQUESTS}); split the workload or use a trace",
+                section.requests
+            ),
+        ));
+    }
     let count = section.requests.get() as usize;
     let mut input = LengthSampler::new(&section.input_tokens, source, "workload.synthetic.input_tokens")?;
     let mut output = LengthSampler::new(&section.output_tokens, source, "workload.synthetic.output_tokens")?;
@@ -20,6 +32,16 @@ pub fn generate(section: &SyntheticSection, source: &YamlSource, seed: u64) -> R
     let mut requests = Vec::with_capacity(count);
     for id in 0..count {
         let arrival = arrivals.next(&mut arrival_rng);
+        if arrival.as_secs_f64() > super::MAX_ARRIVAL_S {
+            return Err(source.error(
+                "workload.synthetic.arrival",
+                format!(
+                    "request {id} would arrive after {:.3e} s, beyond the {:.0e} s (about 31 years) servesim accepts; is rate_per_s too small?",
+                    arrival.as_secs_f64(),
+                    super::MAX_ARRIVAL_S
+                ),
+            ));
+        }
         requests.push(RequestSpec {
             id: id as u64,
             arrival,

@@ -41,7 +41,29 @@ fn row_error(file: &str, line: u64, field: &str, message: impl Into<String>) -> 
 
 type RowParser = fn(&str, u64, &[&str], &csv::StringRecord, &[usize]) -> Result<TraceRow>;
 
+/// 1-based line of a record's start, counting every newline (the csv crate's own line count
+/// skips blank lines, and its byte position can point at the terminator before a record).
+struct LineStarts<'t> {
+    text: &'t [u8],
+    starts: Vec<usize>,
+}
+
+impl<'t> LineStarts<'t> {
+    fn new(text: &'t str) -> Self {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        LineStarts { text: text.as_bytes(), starts }
+    }
+    fn line_of(&self, byte: u64) -> u64 {
+        let mut byte = byte as usize;
+        while byte < self.text.len() && matches!(self.text[byte], b'\r' | b'\n') {
+            byte += 1;
+        }
+        self.starts.partition_point(|&start| start <= byte) as u64
+    }
+}
+
 fn read_csv(file: &str, text: &str, required: &[&str], parse: RowParser) -> Result<Vec<TraceRow>> {
+    let line_starts = LineStarts::new(text);
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = reader
         .headers()
@@ -74,13 +96,16 @@ fn read_csv(file: &str, text: &str, required: &[&str], parse: RowParser) -> Resu
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            Error::at(
-                Location { file: file.into(), line: Some(line as usize), field: None },
-                format!("malformed row: {e}"),
-            )
+            let line = e.position().map_or(0, |p| line_starts.line_of(p.byte()));
+            let message = match e.kind() {
+                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                    format!("malformed row: {len} fields where the header has {expected_len}")
+                }
+                _ => format!("malformed row: {e}"),
+            };
+            Error::at(Location { file: file.into(), line: Some(line as usize), field: None }, message)
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_starts.line_of(p.byte()));
         let names: Vec<&str> = required.to_vec();
         rows.push(parse(file, line, &names, &record, &columns)?);
     }
@@ -105,7 +130,9 @@ fn azure_row(file: &str, line: u64, names: &[&str], record: &csv::StringRecord, 
             file,
             line,
             names[0],
-            format!("expected a timestamp like 2023-11-16 18:15:46.6805900, found {stamp:?}"),
+            format!(
+                "expected a timestamp like 2023-11-16 18:15:46.6805900 (a real date, years 1970–2200), found {stamp:?}"
+            ),
         )
     })?;
     Ok(TraceRow {
@@ -120,8 +147,15 @@ fn azure_row(file: &str, line: u64, names: &[&str], record: &csv::StringRecord, 
 fn plain_row(file: &str, line: u64, names: &[&str], record: &csv::StringRecord, columns: &[usize]) -> Result<TraceRow> {
     let arrival_text = cell(record, columns, 0);
     let arrival_s: f64 = match arrival_text.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => v,
-        _ => return Err(row_error(file, line, names[0], format!("expected seconds ≥ 0, found {arrival_text:?}"))),
+        Ok(v) if v.is_finite() && (0.0..=crate::workload::MAX_ARRIVAL_S).contains(&v) => v,
+        _ => {
+            return Err(row_error(
+                file,
+                line,
+                names[0],
+                format!("expected seconds in 0..={:.0e}, found {arrival_text:?}", crate::workload::MAX_ARRIVAL_S),
+            ))
+        }
     };
     let priority = match columns.get(3) {
         Some(_) => {
@@ -152,7 +186,13 @@ fn parse_timestamp(text: &str) -> Option<i64> {
     let hour: i64 = clock_parts.next()?.parse().ok()?;
     let minute: i64 = clock_parts.next()?.parse().ok()?;
     let second: i64 = clock_parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    // Years are bounded so that any two timestamps differ by less than i64 nanoseconds.
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1970..=2200).contains(&year) || !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    if !(1..=month_days[(month - 1) as usize]).contains(&day) {
         return None;
     }
     let digits: String = fraction.chars().take(9).collect();
@@ -191,8 +231,11 @@ fn read_mooncake(file: &str, text: &str) -> Result<Vec<TraceRow>> {
         if line_text.trim().is_empty() {
             continue;
         }
-        let row: MooncakeRow = serde_json::from_str(line_text)
-            .map_err(|e| row_error(file, line, "", format!("not a Mooncake trace record: {e}")))?;
+        let row: MooncakeRow = serde_json::from_str(line_text).map_err(|e| {
+            let message = e.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+            row_error(file, line, "", format!("not a Mooncake trace record: {message} (column {})", e.column()))
+        })?;
         if !row.timestamp.is_finite() || row.timestamp < 0.0 {
             return Err(row_error(
                 file,
@@ -229,5 +272,8 @@ mod tests {
         );
         assert!(parse_timestamp("yesterday").is_none());
         assert!(parse_timestamp("2023-13-01 00:00:00").is_none());
+        assert!(parse_timestamp("2023-02-29 00:00:00").is_none());
+        assert!(parse_timestamp("2024-02-29 00:00:00").is_some());
+        assert!(parse_timestamp("2300-01-01 00:00:00").is_none());
     }
 }
