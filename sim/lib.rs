@@ -18,6 +18,7 @@ pub mod model;
 pub mod report;
 pub mod scenario;
 pub mod serving;
+pub mod topology;
 pub mod workload;
 
 pub use error::{Error, Result};

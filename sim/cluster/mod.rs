@@ -12,16 +12,18 @@ pub use router::Router;
 use crate::cost::{CostModel, RooflineCostModel};
 use crate::engine::{self, EventQueue, RunStats, SimTime, World};
 use crate::metrics::Recorder;
-use crate::scenario::{PoolPlan, Scenario};
-use crate::serving::{BlockPool, Replica, ReplicaStats, RequestSpec};
+use crate::scenario::{PoolPlan, ReplicaPlacement, Scenario};
+use crate::serving::{BlockPool, Replica, ReplicaHardware, ReplicaStats, RequestSpec, Started};
 
 /// Events of a serving simulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// Request `index` (into the arrival-ordered list) arrives.
     Arrival(usize),
-    /// Replica `index` finished its iteration.
-    IterationDone(usize),
+    /// Replica `index`'s oldest batch in flight completed.
+    BatchDone(usize),
+    /// Replica `index`'s first pipeline stage became free.
+    StageFree(usize),
 }
 
 /// What a finished run leaves behind.
@@ -64,34 +66,37 @@ pub struct Cluster {
 impl Cluster {
     /// Builds the cluster a scenario describes, pricing iterations with the roofline model.
     pub fn build(scenario: &Scenario) -> Cluster {
-        Self::build_with(scenario, |scenario, pool| {
+        Self::build_with(scenario, |scenario, pool, placement| {
             Box::new(RooflineCostModel::new(
                 &scenario.model,
                 &pool.device,
                 scenario.weight_dtype,
                 scenario.kv_dtype,
-                pool.tensor_parallel,
-                pool.interconnect.as_ref(),
+                &placement.comm,
             ))
         })
     }
 
-    /// Builds the cluster with the cost model `cost_model(scenario, pool)` for each replica.
+    /// Builds the cluster with the cost model `cost_model(scenario, pool, placement)` for each
+    /// replica.
     pub fn build_with(
         scenario: &Scenario,
-        mut cost_model: impl FnMut(&Scenario, &PoolPlan) -> Box<dyn CostModel>,
+        mut cost_model: impl FnMut(&Scenario, &PoolPlan, &ReplicaPlacement) -> Box<dyn CostModel>,
     ) -> Cluster {
         let mut replicas = Vec::new();
         let mut replica_pool = Vec::new();
         for (pool_index, pool) in scenario.pools.iter().enumerate() {
-            for _ in 0..pool.replicas {
+            for placement in &pool.placements {
                 replicas.push(Replica::new(
                     pool.scheduler,
-                    cost_model(scenario, pool),
+                    cost_model(scenario, pool, placement),
                     BlockPool::new(pool.memory.kv_capacity_blocks, pool.memory.block_size_tokens),
-                    pool.tensor_parallel as u32,
-                    pool.device.power.idle_w.get(),
-                    pool.device.power.max_w.get(),
+                    ReplicaHardware {
+                        devices_per_stage: pool.tensor_parallel as u32,
+                        stages: pool.pipeline_parallel as u32,
+                        idle_power_w: pool.device.power.idle_w.get(),
+                        max_power_w: pool.device.power.max_w.get(),
+                    },
                 ));
                 replica_pool.push(pool_index);
             }
@@ -133,8 +138,8 @@ impl Cluster {
                 ReplicaReport {
                     pool,
                     stats: replica.stats(),
-                    devices: replica.devices(),
-                    idle_power_w: replica.idle_power_w(),
+                    devices: replica.hardware().devices_per_stage * replica.hardware().stages,
+                    idle_power_w: replica.hardware().idle_power_w,
                     kv_capacity_blocks: replica.kv().capacity_blocks(),
                     kv_peak_blocks: replica.kv().peak_used_blocks(),
                 }
@@ -143,9 +148,12 @@ impl Cluster {
         RunOutput { recorder: self.recorder, replicas, engine: RunStats { events_delivered: 0, end_time: end } }
     }
 
-    fn start_iteration(queue: &mut EventQueue<Event>, replica: usize, duration_ns: Option<u64>) {
-        if let Some(duration) = duration_ns {
-            queue.schedule_after(duration, Event::IterationDone(replica));
+    fn started(queue: &mut EventQueue<Event>, replica: usize, started: Option<Started>) {
+        if let Some(started) = started {
+            queue.schedule_at(started.done, Event::BatchDone(replica));
+            if started.pipeline_has_room && started.first_stage_free < started.done {
+                queue.schedule_at(started.first_stage_free, Event::StageFree(replica));
+            }
         }
     }
 }
@@ -163,11 +171,15 @@ impl World for Cluster {
                 self.recorder.routed(index, target as u32);
                 let spec = self.requests[index];
                 let started = self.replicas[target].on_arrival(now, index, &spec, &mut self.recorder);
-                Self::start_iteration(queue, target, started);
+                Self::started(queue, target, started);
             }
-            Event::IterationDone(replica) => {
-                let started = self.replicas[replica].on_iteration_done(now, &mut self.recorder);
-                Self::start_iteration(queue, replica, started);
+            Event::BatchDone(replica) => {
+                let started = self.replicas[replica].on_batch_done(now, &mut self.recorder);
+                Self::started(queue, replica, started);
+            }
+            Event::StageFree(replica) => {
+                let started = self.replicas[replica].on_stage_free(now, &mut self.recorder);
+                Self::started(queue, replica, started);
             }
         }
     }

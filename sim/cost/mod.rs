@@ -6,17 +6,23 @@
 //! roofline with the device profile's efficiency factors; calibrated and table-driven models
 //! are further implementations of the same trait.
 
+mod efficiency;
 mod roofline;
 
+pub use efficiency::{Curve, Efficiency, FittedEfficiency, ProfileEfficiency};
 pub use roofline::RooflineCostModel;
 
 use crate::model::BatchShape;
 
-/// Time and resource use of one iteration, per device of the replica.
+/// Time and resource use of one iteration, per device of the replica. With pipeline
+/// parallelism an iteration passes through `stages` stages of `duration_ns` each, with
+/// `transfer_ns` between consecutive stages.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct IterationCost {
-    /// Wall time of the iteration, ns.
+    /// Time of one pipeline stage (the whole iteration without pipelining), ns.
     pub duration_ns: u64,
+    /// Time to hand activations to the next stage, ns (0 without pipelining).
+    pub transfer_ns: u64,
     /// Fraction of peak FLOP/s used over the iteration.
     pub compute_utilization: f64,
     /// Fraction of peak memory bandwidth used over the iteration.
@@ -24,6 +30,11 @@ pub struct IterationCost {
 }
 
 impl IterationCost {
+    /// A single-stage iteration of `duration_ns`.
+    pub fn single_stage(duration_ns: u64, compute_utilization: f64, memory_utilization: f64) -> Self {
+        IterationCost { duration_ns, transfer_ns: 0, compute_utilization, memory_utilization }
+    }
+
     /// The utilisation that drives power: the busier of compute and memory, as in a roofline
     /// the binding resource is the one running flat out.
     pub fn activity(&self) -> f64 {

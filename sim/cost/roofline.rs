@@ -1,43 +1,57 @@
 //! Roofline pricing: each operator takes the longer of its compute time and its memory time,
-//! each at the device's achievable (efficiency-scaled) peak, plus a fixed kernel cost.
+//! each at the device's achievable (efficiency-scaled) peak, plus a fixed kernel cost;
+//! tensor-parallel all-reduces cost what the topology says.
 //!
 //! Named shortcuts (documented in ARCHITECTURE.md, error measured in tests/fidelity.rs):
-//! operators run one after another with no overlap; efficiency factors are constants per
-//! operator kind; the tensor-parallel all-reduce is a ring over one link type.
+//! operators run one after another with no overlap; with pipeline parallelism every stage is
+//! as slow as the one with the most layers plus the embedding and LM head.
 
+use super::efficiency::{Efficiency, ProfileEfficiency};
 use super::{CostModel, IterationCost};
-use crate::engine::SimTime;
-use crate::hardware::{DeviceProfile, Dtype, LinkProfile};
+use crate::engine::secs_to_nanos;
+use crate::hardware::{DeviceProfile, Dtype};
 use crate::model::{BatchShape, ModelSpec, OpKind, Operator, OperatorPlan};
+use crate::scenario::ParallelComm;
+use crate::topology::Affine;
+use std::sync::Arc;
 
-/// Roofline cost model of one replica: `tensor_parallel` identical devices joined by `link`.
+/// Roofline cost model of one replica.
 #[derive(Debug, Clone)]
 pub struct RooflineCostModel {
     plan: OperatorPlan,
-    gemm_flops_per_s: f64,
-    attention_flops_per_s: f64,
-    bytes_per_s: f64,
-    peak_flops: f64,
+    efficiency: Arc<dyn Efficiency>,
+    gemm_peak_flops: f64,
+    attention_peak_flops: f64,
     peak_bytes_per_s: f64,
-    kernel_s: f64,
     iteration_s: f64,
-    tensor_parallel: u64,
-    link_bytes_per_s: f64,
-    link_latency_s: f64,
+    tp_all_reduce: Affine,
+    pp_send: Affine,
+    pipeline_parallel: u64,
+    hidden_size: f64,
     scratch: Vec<Operator>,
 }
 
 impl RooflineCostModel {
-    /// A model of `model` with weights in `weight_dtype` and KV in `kv_dtype` on
-    /// `tensor_parallel` devices of profile `device`; `link` joins them when
-    /// `tensor_parallel > 1`.
+    /// A model of `model` with weights in `weight_dtype` and KV in `kv_dtype` on devices of
+    /// profile `device`, split and connected as `comm` says, with the profile's efficiencies.
     pub fn new(
         model: &ModelSpec,
         device: &DeviceProfile,
         weight_dtype: Dtype,
         kv_dtype: Dtype,
-        tensor_parallel: u64,
-        link: Option<&LinkProfile>,
+        comm: &ParallelComm,
+    ) -> Self {
+        Self::with_efficiency(model, device, weight_dtype, kv_dtype, comm, Arc::new(ProfileEfficiency::of(device)))
+    }
+
+    /// The same with other efficiency factors (e.g. fitted by `servesim calibrate`).
+    pub fn with_efficiency(
+        model: &ModelSpec,
+        device: &DeviceProfile,
+        weight_dtype: Dtype,
+        kv_dtype: Dtype,
+        comm: &ParallelComm,
+        efficiency: Arc<dyn Efficiency>,
     ) -> Self {
         // 16-bit activations: weight-only quantised formats still compute in 16 bits, except
         // fp8, which serving engines run as fp8 × fp8 GEMMs.
@@ -47,47 +61,41 @@ impl RooflineCostModel {
             Dtype::Fp16 => Dtype::Fp16,
             _ => Dtype::Bf16,
         };
-        let peak_gemm = device.peak_flops(gemm_dtype);
-        let peak_attention = device.peak_flops(Dtype::Bf16);
+        let tensor_parallel = comm.tensor_parallel.max(1);
+        let pipeline_parallel = comm.pipeline_parallel.max(1);
         RooflineCostModel {
-            plan: OperatorPlan::new(model, tensor_parallel, weight_dtype, kv_dtype),
-            gemm_flops_per_s: peak_gemm * device.compute.gemm_efficiency.get(),
-            attention_flops_per_s: peak_attention * device.compute.attention_efficiency.get(),
-            bytes_per_s: device.memory_bandwidth_bytes_per_s() * device.memory.bandwidth_efficiency.get(),
-            peak_flops: peak_gemm,
+            plan: OperatorPlan::new(model, tensor_parallel, pipeline_parallel, weight_dtype, kv_dtype),
+            efficiency,
+            gemm_peak_flops: device.peak_flops(gemm_dtype),
+            attention_peak_flops: device.peak_flops(Dtype::Bf16),
             peak_bytes_per_s: device.memory_bandwidth_bytes_per_s(),
-            kernel_s: device.overheads.kernel_launch_us.get() * 1e-6,
             iteration_s: device.overheads.iteration_us.get() * 1e-6,
-            tensor_parallel: tensor_parallel.max(1),
-            link_bytes_per_s: link.map_or(f64::INFINITY, |l| l.bandwidth_bytes_per_s()),
-            link_latency_s: link.map_or(0.0, |l| l.latency_us.get() * 1e-6),
+            tp_all_reduce: comm.tp_all_reduce,
+            pp_send: comm.pp_send,
+            pipeline_parallel,
+            hidden_size: model.hidden_size as f64,
             scratch: Vec::with_capacity(32),
         }
     }
 
     /// Seconds one repetition of `op` takes.
     pub fn operator_seconds(&self, op: &Operator) -> f64 {
+        let e = &self.efficiency;
+        let memory_s = |name: &str| op.bytes / (self.peak_bytes_per_s * e.memory(name, op.bytes));
         match op.kind {
-            OpKind::Gemm => (op.flops / self.gemm_flops_per_s).max(op.bytes / self.bytes_per_s) + self.kernel_s,
-            OpKind::Attention => {
-                (op.flops / self.attention_flops_per_s).max(op.bytes / self.bytes_per_s) + self.kernel_s
+            OpKind::Gemm => {
+                (op.flops / (self.gemm_peak_flops * e.gemm(op.flops))).max(memory_s("gemm")) + e.kernel_overhead_s()
             }
-            OpKind::Memory => (op.bytes / self.bytes_per_s).max(op.flops / self.gemm_flops_per_s) + self.kernel_s,
-            OpKind::AllReduce => self.ring_all_reduce_seconds(op.bytes),
+            OpKind::Attention => {
+                (op.flops / (self.attention_peak_flops * e.attention())).max(memory_s("attention"))
+                    + e.kernel_overhead_s()
+            }
+            OpKind::Memory => memory_s(op.name) + e.kernel_overhead_s(),
+            OpKind::AllReduce => self.tp_all_reduce.seconds(op.bytes),
         }
     }
 
-    /// Ring all-reduce of `bytes` per device: 2(n−1)/n of the data crosses each link, in
-    /// 2(n−1) latency-bound steps.
-    pub fn ring_all_reduce_seconds(&self, bytes: f64) -> f64 {
-        let n = self.tensor_parallel as f64;
-        if n <= 1.0 {
-            return 0.0;
-        }
-        2.0 * (n - 1.0) / n * bytes / self.link_bytes_per_s + 2.0 * (n - 1.0) * self.link_latency_s
-    }
-
-    /// The operators of an iteration (for reports and fidelity checks).
+    /// The operators of one pipeline stage's iteration (for reports and fidelity checks).
     pub fn operators(&self, batch: &BatchShape) -> Vec<Operator> {
         let mut out = Vec::new();
         self.plan.operators(batch, &mut out);
@@ -111,11 +119,17 @@ impl CostModel for RooflineCostModel {
             }
         }
         self.scratch = ops;
-        let duration = SimTime::from_secs_f64(seconds).as_nanos().max(1);
-        let duration_s = duration as f64 * 1e-9;
+        let duration_ns = secs_to_nanos(seconds).max(1);
+        let duration_s = duration_ns as f64 * 1e-9;
+        let transfer_ns = if self.pipeline_parallel > 1 {
+            secs_to_nanos(self.pp_send.seconds(batch.total_tokens() as f64 * self.hidden_size * 2.0))
+        } else {
+            0
+        };
         IterationCost {
-            duration_ns: duration,
-            compute_utilization: (flops / (self.peak_flops * duration_s)).min(1.0),
+            duration_ns,
+            transfer_ns,
+            compute_utilization: (flops / (self.gemm_peak_flops * duration_s)).min(1.0),
             memory_utilization: (bytes / (self.peak_bytes_per_s * duration_s)).min(1.0),
         }
     }

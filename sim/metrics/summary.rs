@@ -109,6 +109,8 @@ pub struct DeviceSummary {
     pub devices: u64,
     /// Tensor-parallel degree.
     pub tensor_parallel: u64,
+    /// Pipeline stages.
+    pub pipeline_parallel: u64,
     /// KV blocks per replica.
     pub kv_capacity_blocks_per_replica: u64,
     /// Fraction of time iterations were running.
@@ -255,30 +257,26 @@ impl Summary {
         let mut devices = Vec::new();
         for (pool_index, pool) in scenario.pools.iter().enumerate() {
             let members: Vec<_> = run.replicas.iter().filter(|r| r.pool == pool_index).collect();
-            let replica_seconds = duration_s * members.len() as f64;
-            let busy_s: f64 = members.iter().map(|r| r.stats.busy_ns as f64 * 1e-9).sum();
+            let device_seconds: f64 = members.iter().map(|r| f64::from(r.devices) * duration_s).sum();
+            let busy_s: f64 = members.iter().map(|r| r.stats.busy_device_ns as f64 * 1e-9).sum();
             let energy_j: f64 = members
                 .iter()
                 .map(|r| {
-                    let idle_s = (duration_s - r.stats.busy_ns as f64 * 1e-9).max(0.0);
-                    f64::from(r.devices) * (r.stats.busy_energy_j + r.idle_power_w * idle_s)
+                    let idle_device_s =
+                        (f64::from(r.devices) * duration_s - r.stats.busy_device_ns as f64 * 1e-9).max(0.0);
+                    r.stats.busy_energy_j + r.idle_power_w * idle_device_s
                 })
                 .sum();
-            let device_count = pool.replicas * pool.tensor_parallel;
+            let device_count = pool.replicas * pool.tensor_parallel * pool.pipeline_parallel;
             let device_hours = device_count as f64 * duration_s / 3600.0;
-            let ratio = |x: f64| {
-                if replica_seconds > 0.0 {
-                    x / replica_seconds
-                } else {
-                    0.0
-                }
-            };
+            let ratio = |x: f64| if device_seconds > 0.0 { x / device_seconds } else { 0.0 };
             devices.push(DeviceSummary {
                 pool: pool.name.clone(),
                 device: pool.device.name.clone(),
                 replicas: pool.replicas,
                 devices: device_count,
                 tensor_parallel: pool.tensor_parallel,
+                pipeline_parallel: pool.pipeline_parallel,
                 kv_capacity_blocks_per_replica: pool.memory.kv_capacity_blocks,
                 busy_fraction: ratio(busy_s),
                 mean_compute_utilization: ratio(members.iter().map(|r| r.stats.compute_utilization_s).sum()),

@@ -121,7 +121,16 @@ struct MoePlan {
 impl OperatorPlan {
     /// Sizes for `model` split over `tensor_parallel` devices, with weights in
     /// `weight_dtype` and the KV cache in `kv_dtype`; activations are 16-bit.
-    pub fn new(model: &ModelSpec, tensor_parallel: u64, weight_dtype: Dtype, kv_dtype: Dtype) -> Self {
+    /// With `pipeline_parallel` stages the per-layer operators repeat only for the layers of
+    /// the largest stage (rounded up).
+    pub fn new(
+        model: &ModelSpec,
+        tensor_parallel: u64,
+        pipeline_parallel: u64,
+        weight_dtype: Dtype,
+        kv_dtype: Dtype,
+    ) -> Self {
+        let pp = pipeline_parallel.max(1);
         let tp = tensor_parallel.max(1) as f64;
         let (qk_dim, v_dim) = model.attention_head_dims();
         let kv_elements = model.kv_elements_per_token_per_layer() as f64;
@@ -132,9 +141,9 @@ impl OperatorPlan {
             None => ((model.attention_heads + 2 * model.kv_heads) * model.head_dim) as f64 / tp,
         };
         OperatorPlan {
-            layers: model.layers,
-            dense_layers: model.dense_layers(),
-            moe_layers: model.layers - model.dense_layers(),
+            layers: model.layers.div_ceil(pp),
+            dense_layers: model.dense_layers().div_ceil(pp),
+            moe_layers: (model.layers - model.dense_layers()).div_ceil(pp),
             tensor_parallel: tensor_parallel.max(1),
             hidden: model.hidden_size as f64,
             weight_bytes: weight_dtype.bytes(),

@@ -42,8 +42,12 @@ impl MemoryPlan {
         scheduler: &SchedulerConfig,
     ) -> Result<MemoryPlan, String> {
         let tp = pool.tensor_parallel.get() as f64;
+        // Each stage holds the weights and KV of its share of the layers (the first stage's
+        // share is rounded up).
+        let pp = pool.pipeline_parallel.get();
+        let stage_fraction = model.layers.div_ceil(pp) as f64 / model.layers as f64;
         let usable_bytes = device.memory_bytes() * pool.memory_utilization.get();
-        let weight_bytes = model.weight_bytes(weight_dtype) / tp;
+        let weight_bytes = model.weight_bytes(weight_dtype) / tp * stage_fraction;
         // Activations of the largest iteration: the widest live tensors of one layer (input,
         // QKV output, gated-MLP intermediate) in 16 bits, plus fp32 logits of every sequence.
         let tokens = scheduler.max_num_batched_tokens as f64;
@@ -64,7 +68,7 @@ impl MemoryPlan {
         let kv_capacity_blocks = if kv_bytes > 0.0 { (kv_bytes / block_bytes).floor() as u64 } else { 0 };
         if kv_capacity_blocks == 0 {
             return Err(format!(
-                "{} ({}) does not fit on {} × tensor_parallel {}: each device needs {:.1} GiB (weights {:.1} GiB in {weight_dtype}, activations {:.1} GiB, runtime reserve {:.1} GiB) plus room for at least one KV block ({:.2} MiB), but has {:.1} GiB usable ({:.0} GiB × memory_utilization {}); use more tensor parallelism, a larger device or a smaller dtype",
+                "{} ({}) does not fit on {} × tensor_parallel {} × pipeline_parallel {pp}: each device needs {:.1} GiB (weights {:.1} GiB in {weight_dtype}, activations {:.1} GiB, runtime reserve {:.1} GiB) plus room for at least one KV block ({:.2} MiB), but has {:.1} GiB usable ({:.0} GiB × memory_utilization {}); use more tensor parallelism, a larger device or a smaller dtype",
                 model.name,
                 crate::input::known_list([model.architecture.as_str()]),
                 device.name,

@@ -6,9 +6,11 @@
 //! room for KV, and the workload is non-empty. This module does not run anything.
 
 mod memory;
+mod placement;
 pub mod schema;
 
 pub use memory::MemoryPlan;
+pub use placement::{ParallelComm, ReplicaPlacement};
 
 use crate::engine::SimTime;
 use crate::error::Result;
@@ -17,6 +19,7 @@ use crate::input::YamlSource;
 use crate::metrics::Slo;
 use crate::model::ModelSpec;
 use crate::serving::{RequestSpec, SchedulerConfig};
+use crate::topology::Fabric;
 use schema::{RouterKind, ScenarioFile};
 use std::path::{Path, PathBuf};
 
@@ -36,14 +39,18 @@ pub struct PoolPlan {
     pub device: DeviceProfile,
     /// Replicas.
     pub replicas: u64,
-    /// Devices per replica.
+    /// Devices per pipeline stage.
     pub tensor_parallel: u64,
+    /// Pipeline stages per replica.
+    pub pipeline_parallel: u64,
     /// Link inside a replica.
     pub interconnect: Option<LinkProfile>,
     /// Batching limits.
     pub scheduler: SchedulerConfig,
     /// Memory split per device and KV capacity.
     pub memory: MemoryPlan,
+    /// Where each replica runs and what its communication costs.
+    pub placements: Vec<ReplicaPlacement>,
 }
 
 /// A validated scenario.
@@ -65,6 +72,8 @@ pub struct Scenario {
     pub kv_dtype: Dtype,
     /// Router policy.
     pub router: RouterKind,
+    /// The devices and links everything runs on.
+    pub fabric: Fabric,
     /// Replica pools.
     pub pools: Vec<PoolPlan>,
     /// Requests in arrival order.
@@ -124,18 +133,25 @@ impl Scenario {
                     ),
                 ));
             }
-            let interconnect = match (&pool.interconnect, tensor_parallel) {
-                (Some(link), _) => Some(catalog.link(link, source, &format!("{field}.interconnect"))?),
-                (None, 1) => None,
-                (None, _) => {
+            let pipeline_parallel = pool.pipeline_parallel.get();
+            if pipeline_parallel > model.layers {
+                return Err(source.error(
+                    &format!("{field}.pipeline_parallel"),
+                    format!("{pipeline_parallel} stages exceed the {} layers of {}", model.layers, model.name),
+                ));
+            }
+            let interconnect = match &pool.interconnect {
+                Some(link) => Some(catalog.link(link, source, &format!("{field}.interconnect"))?),
+                None if file.cluster.is_none() && tensor_parallel * pipeline_parallel > 1 => {
                     return Err(source.error(
                         &format!("{field}.interconnect"),
                         format!(
-                            "tensor_parallel {tensor_parallel} needs a link between the devices: add `interconnect:` (bundled links: {})",
+                            "tensor_parallel {tensor_parallel} × pipeline_parallel {pipeline_parallel} needs a link between the devices: add `interconnect:` (bundled links: {}) or describe the machines under `cluster:`",
                             crate::input::known_list(catalog.links.keys().map(String::as_str))
                         ),
-                    ))
+                    ));
                 }
+                None => None,
             };
             let max_model_len = pool.scheduler.max_model_len.map_or(model.max_context_tokens, |c| c.get());
             if !pool.scheduler.chunked_prefill && pool.scheduler.max_num_batched_tokens.get() < max_model_len {
@@ -163,10 +179,27 @@ impl Scenario {
                 device,
                 replicas: pool.replicas.get(),
                 tensor_parallel,
+                pipeline_parallel,
                 interconnect,
                 scheduler,
                 memory,
+                placements: Vec::new(),
             });
+        }
+        let demands: Vec<placement::PoolDemand> = pools
+            .iter()
+            .map(|p| placement::PoolDemand {
+                device: &p.device,
+                replicas: p.replicas,
+                tensor_parallel: p.tensor_parallel,
+                pipeline_parallel: p.pipeline_parallel,
+                interconnect: p.interconnect.as_ref(),
+            })
+            .collect();
+        let fabric = placement::build_fabric(&file, source, &catalog, &demands)?;
+        let placements = placement::place(&fabric, source, &demands)?;
+        for (pool, placements) in pools.iter_mut().zip(placements) {
+            pool.placements = placements;
         }
         let seed = overrides.seed.unwrap_or(file.seed);
         let requests = crate::workload::load(&file.workload, source, seed)?;
@@ -181,6 +214,7 @@ impl Scenario {
             weight_dtype,
             kv_dtype,
             router: file.deployment.router,
+            fabric,
             pools,
             requests,
             slo: Slo {

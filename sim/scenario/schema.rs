@@ -38,6 +38,10 @@ pub struct ScenarioFile {
     /// Output options.
     #[serde(default)]
     pub output: OutputSection,
+    /// Nodes the pools are placed on (default: each replica on its own ideal node joined by
+    /// the pool's `interconnect`).
+    #[serde(default)]
+    pub cluster: Option<ClusterSection>,
     /// Stop the simulation at this simulated time (default: when all requests are done).
     #[serde(default)]
     pub max_time_s: Option<Positive>,
@@ -52,6 +56,26 @@ pub struct DeploymentSection {
     pub router: RouterKind,
     /// Groups of identical replicas.
     pub pools: Vec<PoolSection>,
+}
+
+/// The machines of a cluster.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Node profiles and how many of each; scale-out NICs join them through one non-blocking
+    /// fabric switch.
+    pub nodes: Vec<NodeCountSection>,
+}
+
+/// A node profile and a count.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCountSection {
+    /// Bundled node name or path to a node profile.
+    pub node: String,
+    /// How many.
+    #[serde(default = "one")]
+    pub count: Count,
 }
 
 /// Router policies.
@@ -82,7 +106,11 @@ pub struct PoolSection {
     /// Tensor-parallel degree (devices per replica).
     #[serde(default = "one")]
     pub tensor_parallel: Count,
-    /// Link joining a replica's devices (required when tensor_parallel > 1).
+    /// Pipeline stages per replica.
+    #[serde(default = "one")]
+    pub pipeline_parallel: Count,
+    /// Link joining a replica's devices when there is no `cluster:` (required when a replica
+    /// has more than one device).
     #[serde(default)]
     pub interconnect: Option<String>,
     /// Fraction of device memory serving may use (vLLM's gpu_memory_utilization).

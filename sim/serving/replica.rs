@@ -1,18 +1,22 @@
 //! The replica state machine: admission, batch formation with a token budget, KV allocation
-//! with preemption, and the bookkeeping at the end of each iteration.
+//! with preemption, pipelining over stages, and the bookkeeping when a batch completes.
 //!
 //! Batch formation follows vLLM's V1 scheduler: every sequence needs `context − computed`
 //! tokens (one for a decoding sequence, the rest of its prompt for a prefilling one), running
 //! sequences are served first in admission order, chunks are cut to the remaining token
 //! budget, and waiting requests are admitted only while KV blocks, budget and `max_num_seqs`
 //! allow (and not at all in an iteration that had to preempt).
+//!
+//! With `stages` pipeline stages up to `stages` batches are in flight (vLLM's virtual
+//! engines); a sequence is in at most one of them, and a batch enters a stage when both it has
+//! left the previous stage (plus the activation transfer) and the stage is free.
 
 use super::{BlockPool, Policy, RequestSpec};
 use crate::cost::{CostModel, IterationCost};
 use crate::engine::SimTime;
 use crate::metrics::{Recorder, RejectReason};
 use crate::model::BatchShape;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// Batch and queue limits of a replica.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,18 +33,19 @@ pub struct SchedulerConfig {
     pub policy: Policy,
 }
 
-/// Counters a replica keeps about itself.
+/// Counters a replica keeps about itself. Device-weighted figures are summed over the
+/// replica's devices (a stage of a TP-4 replica busy for 1 s adds 4 device-seconds).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ReplicaStats {
-    /// Iterations run.
+    /// Batches run.
     pub iterations: u64,
-    /// Time spent running iterations, ns.
-    pub busy_ns: u64,
-    /// Energy of one device during iterations (excluding idle time), J.
+    /// Device-time spent computing, ns.
+    pub busy_device_ns: u64,
+    /// Energy of all devices while computing, J.
     pub busy_energy_j: f64,
-    /// ∫ compute utilisation dt, s.
+    /// ∫ compute utilisation over device-time, s.
     pub compute_utilization_s: f64,
-    /// ∫ memory utilisation dt, s.
+    /// ∫ memory utilisation over device-time, s.
     pub memory_utilization_s: f64,
     /// ∫ waiting requests dt, request·s.
     pub waiting_area: f64,
@@ -54,11 +59,21 @@ pub struct ReplicaStats {
     pub decode_tokens: u64,
 }
 
+/// Times at which a started batch frees the first stage and completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    /// When the first stage can take another batch.
+    pub first_stage_free: SimTime,
+    /// When the batch leaves the last stage.
+    pub done: SimTime,
+    /// Whether the pipeline can take another batch before this one completes.
+    pub pipeline_has_room: bool,
+}
+
 #[derive(Debug, Clone)]
 struct Sequence {
     request: usize,
     key: (i64, u64),
-    input_tokens: u32,
     /// Prompt plus tokens generated so far.
     context_tokens: u64,
     /// Tokens whose KV is in the cache.
@@ -67,6 +82,7 @@ struct Sequence {
     fresh_prompt_tokens: u64,
     remaining_output: u64,
     blocks: u64,
+    in_flight: bool,
 }
 
 #[derive(Debug)]
@@ -89,19 +105,39 @@ impl Ord for Waiting {
     }
 }
 
+#[derive(Debug)]
+struct Batch {
+    /// (slot, tokens computed).
+    members: Vec<(usize, u64)>,
+    done: SimTime,
+}
+
+/// Power and device count of a replica.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplicaHardware {
+    /// Devices per pipeline stage (the tensor-parallel degree).
+    pub devices_per_stage: u32,
+    /// Pipeline stages.
+    pub stages: u32,
+    /// Idle power per device, W.
+    pub idle_power_w: f64,
+    /// Power at full activity per device, W.
+    pub max_power_w: f64,
+}
+
 /// One serving replica.
 pub struct Replica {
     config: SchedulerConfig,
     cost_model: Box<dyn CostModel>,
     kv: BlockPool,
-    devices: u32,
-    idle_power_w: f64,
-    max_power_w: f64,
+    hardware: ReplicaHardware,
     waiting: BinaryHeap<Waiting>,
-    running: Vec<Sequence>,
-    /// (index into `running`, tokens computed) of the iteration in flight.
-    in_flight: Vec<(usize, u64)>,
-    busy: bool,
+    /// Running sequences by slot; `running` lists occupied slots in admission order.
+    slots: Vec<Option<Sequence>>,
+    free_slots: Vec<usize>,
+    running: Vec<usize>,
+    batches: VecDeque<Batch>,
+    stage_free_at: Vec<SimTime>,
     preempted_this_iteration: bool,
     outstanding_tokens: u64,
     last_change: SimTime,
@@ -109,27 +145,24 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A replica of `devices` devices whose iterations are priced by `cost_model`, with a KV
-    /// pool of `kv` and power between `idle_power_w` and `max_power_w` per device.
+    /// A replica whose iterations are priced by `cost_model`, with a KV pool of `kv`.
     pub fn new(
         config: SchedulerConfig,
         cost_model: Box<dyn CostModel>,
         kv: BlockPool,
-        devices: u32,
-        idle_power_w: f64,
-        max_power_w: f64,
+        hardware: ReplicaHardware,
     ) -> Self {
         Replica {
             config,
             cost_model,
             kv,
-            devices,
-            idle_power_w,
-            max_power_w,
+            hardware,
             waiting: BinaryHeap::new(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
             running: Vec::new(),
-            in_flight: Vec::new(),
-            busy: false,
+            batches: VecDeque::new(),
+            stage_free_at: vec![SimTime::ZERO; hardware.stages.max(1) as usize],
             preempted_this_iteration: false,
             outstanding_tokens: 0,
             last_change: SimTime::ZERO,
@@ -148,19 +181,19 @@ impl Replica {
         self.waiting.len() + self.running.len()
     }
 
+    /// Requests waiting.
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// The KV pool.
     pub fn kv(&self) -> &BlockPool {
         &self.kv
     }
 
-    /// Devices in this replica.
-    pub fn devices(&self) -> u32 {
-        self.devices
-    }
-
-    /// Idle power per device, W.
-    pub fn idle_power_w(&self) -> f64 {
-        self.idle_power_w
+    /// Devices and power.
+    pub fn hardware(&self) -> ReplicaHardware {
+        self.hardware
     }
 
     /// Counters so far.
@@ -178,14 +211,14 @@ impl Replica {
         }
     }
 
-    /// A request arrives. Returns the duration of an iteration started by it, if any.
+    /// A request arrives; returns the batch it started, if any.
     pub fn on_arrival(
         &mut self,
         now: SimTime,
         request: usize,
         spec: &RequestSpec,
         recorder: &mut Recorder,
-    ) -> Option<u64> {
+    ) -> Option<Started> {
         self.advance_to(now);
         let total = u64::from(spec.input_tokens) + u64::from(spec.output_tokens);
         let blocks_needed = self.kv.blocks_for(total);
@@ -204,23 +237,31 @@ impl Replica {
         self.waiting.push(Waiting(Sequence {
             request,
             key: self.config.policy.key(spec.input_tokens, spec.priority, request as u64),
-            input_tokens: spec.input_tokens,
             context_tokens: spec.input_tokens.into(),
             computed_tokens: 0,
             fresh_prompt_tokens: spec.input_tokens.into(),
             remaining_output: spec.output_tokens.into(),
             blocks: 0,
+            in_flight: false,
         }));
         self.try_start(now, recorder)
     }
 
-    /// The iteration in flight has finished at `now`. Returns the duration of the next
-    /// iteration, if one starts.
-    pub fn on_iteration_done(&mut self, now: SimTime, recorder: &mut Recorder) -> Option<u64> {
+    /// The first pipeline stage became free; returns the batch started, if any.
+    pub fn on_stage_free(&mut self, now: SimTime, recorder: &mut Recorder) -> Option<Started> {
         self.advance_to(now);
-        self.busy = false;
-        for &(index, tokens) in &self.in_flight {
-            let sequence = &mut self.running[index];
+        self.try_start(now, recorder)
+    }
+
+    /// The oldest batch in flight completed at `now`; returns the batch started next, if any.
+    pub fn on_batch_done(&mut self, now: SimTime, recorder: &mut Recorder) -> Option<Started> {
+        self.advance_to(now);
+        let batch = self.batches.pop_front().expect("a batch was in flight");
+        debug_assert_eq!(batch.done, now, "batches complete in order");
+        let mut finished_any = false;
+        for (slot, tokens) in batch.members {
+            let sequence = self.slots[slot].as_mut().expect("in-flight sequences stay in their slot");
+            sequence.in_flight = false;
             sequence.computed_tokens += tokens;
             let fresh = tokens.min(sequence.fresh_prompt_tokens);
             sequence.fresh_prompt_tokens -= fresh;
@@ -233,76 +274,104 @@ impl Replica {
                 recorder.token(sequence.request, now);
                 if sequence.remaining_output == 0 {
                     self.kv.release(sequence.blocks);
-                    sequence.blocks = 0;
+                    self.slots[slot] = None;
+                    self.free_slots.push(slot);
+                    finished_any = true;
                 }
             }
         }
-        self.in_flight.clear();
-        self.running.retain(|s| s.remaining_output > 0);
+        if finished_any {
+            let slots = &self.slots;
+            self.running.retain(|&slot| slots[slot].is_some());
+        }
         self.try_start(now, recorder)
     }
 
-    /// Starts an iteration if idle and there is work; returns its duration.
-    fn try_start(&mut self, now: SimTime, recorder: &mut Recorder) -> Option<u64> {
-        if self.busy {
+    /// Starts a batch if the first stage is free, the pipeline has room and there is work.
+    fn try_start(&mut self, now: SimTime, recorder: &mut Recorder) -> Option<Started> {
+        let stages = self.stage_free_at.len();
+        if self.batches.len() >= stages || self.stage_free_at[0] > now {
             return None;
         }
-        let batch = self.form_batch(now, recorder);
+        let mut members = Vec::new();
+        let batch = self.form_batch(now, recorder, &mut members);
         if batch.is_empty() {
             return None;
         }
         let cost = self.cost_model.iteration(&batch);
         self.account(&batch, &cost);
-        self.busy = true;
-        Some(cost.duration_ns)
+        let mut ready = now;
+        for stage in 0..stages {
+            let start = ready.max(self.stage_free_at[stage]);
+            let end = start + cost.duration_ns;
+            self.stage_free_at[stage] = end;
+            ready = if stage + 1 < stages { end + cost.transfer_ns } else { end };
+        }
+        self.batches.push_back(Batch { members, done: ready });
+        Some(Started {
+            first_stage_free: self.stage_free_at[0],
+            done: ready,
+            pipeline_has_room: self.batches.len() < stages,
+        })
     }
 
     fn account(&mut self, batch: &BatchShape, cost: &IterationCost) {
-        let seconds = cost.duration_ns as f64 * 1e-9;
-        let power = self.idle_power_w + (self.max_power_w - self.idle_power_w) * cost.activity();
+        let devices = f64::from(self.hardware.devices_per_stage * self.hardware.stages.max(1));
+        let device_seconds = cost.duration_ns as f64 * 1e-9 * devices;
+        let h = &self.hardware;
+        let power = h.idle_power_w + (h.max_power_w - h.idle_power_w) * cost.activity();
         self.stats.iterations += 1;
-        self.stats.busy_ns += cost.duration_ns;
-        self.stats.busy_energy_j += power * seconds;
-        self.stats.compute_utilization_s += cost.compute_utilization * seconds;
-        self.stats.memory_utilization_s += cost.memory_utilization * seconds;
+        self.stats.busy_device_ns += (cost.duration_ns as f64 * devices) as u64;
+        self.stats.busy_energy_j += power * device_seconds;
+        self.stats.compute_utilization_s += cost.compute_utilization * device_seconds;
+        self.stats.memory_utilization_s += cost.memory_utilization * device_seconds;
         self.stats.prefill_tokens += batch.prefill_tokens;
         self.stats.decode_tokens += batch.decode_tokens;
     }
 
     /// Picks this iteration's work: running sequences first, then admissions.
-    fn form_batch(&mut self, now: SimTime, recorder: &mut Recorder) -> BatchShape {
+    fn form_batch(&mut self, now: SimTime, recorder: &mut Recorder, members: &mut Vec<(usize, u64)>) -> BatchShape {
         let mut batch = BatchShape::default();
         let mut budget = self.config.max_num_batched_tokens;
         self.preempted_this_iteration = false;
         let mut index = 0;
         while index < self.running.len() && budget > 0 {
-            let needed = self.running[index].context_tokens - self.running[index].computed_tokens;
-            let tokens = needed.min(budget);
+            let slot = self.running[index];
+            let sequence = self.slots[slot].as_ref().expect("running slots are occupied");
+            if sequence.in_flight {
+                index += 1;
+                continue;
+            }
+            let tokens = (sequence.context_tokens - sequence.computed_tokens).min(budget);
             if !self.reserve_blocks(index, tokens, recorder) {
                 break; // the sequence itself was preempted: nothing later can run either
             }
-            self.add_to_batch(&mut batch, index, tokens, now, recorder);
+            self.add_to_batch(&mut batch, members, slot, tokens, now, recorder);
             budget -= tokens;
             index += 1;
         }
         if !self.preempted_this_iteration {
-            self.admit(&mut batch, &mut budget, now, recorder);
+            self.admit(&mut batch, members, &mut budget, now, recorder);
         }
         batch
     }
 
     /// Makes room for `tokens` more tokens of `running[index]`, preempting the sequences the
-    /// policy values least (never one already in this batch). False if `running[index]`
-    /// itself had to go.
+    /// policy values least among those not yet in any batch. False if `running[index]` itself
+    /// had to go.
     fn reserve_blocks(&mut self, index: usize, tokens: u64, recorder: &mut Recorder) -> bool {
+        let slot = self.running[index];
         loop {
-            let sequence = &self.running[index];
+            let sequence = self.slots[slot].as_ref().expect("occupied");
             let extra = self.kv.blocks_for(sequence.computed_tokens + tokens).saturating_sub(sequence.blocks);
             if self.kv.try_allocate(extra) {
-                self.running[index].blocks += extra;
+                self.slots[slot].as_mut().expect("occupied").blocks += extra;
                 return true;
             }
-            let victim = (index..self.running.len()).max_by_key(|&i| self.running[i].key).expect("index is in range");
+            let victim = (index..self.running.len())
+                .filter(|&i| !self.slots[self.running[i]].as_ref().expect("occupied").in_flight || i == index)
+                .max_by_key(|&i| self.slots[self.running[i]].as_ref().expect("occupied").key)
+                .expect("index is a candidate");
             self.preempt(victim, recorder);
             if victim == index {
                 return false;
@@ -313,7 +382,9 @@ impl Replica {
     /// Preemption by recompute: the sequence loses its KV and goes back to the waiting queue
     /// with its generated tokens appended to the prompt it must recompute.
     fn preempt(&mut self, index: usize, recorder: &mut Recorder) {
-        let mut sequence = self.running.remove(index);
+        let slot = self.running.remove(index);
+        let mut sequence = self.slots[slot].take().expect("occupied");
+        self.free_slots.push(slot);
         self.kv.release(sequence.blocks);
         sequence.blocks = 0;
         sequence.computed_tokens = 0;
@@ -323,11 +394,16 @@ impl Replica {
         self.waiting.push(Waiting(sequence));
     }
 
-    fn admit(&mut self, batch: &mut BatchShape, budget: &mut u64, now: SimTime, recorder: &mut Recorder) {
+    fn admit(
+        &mut self,
+        batch: &mut BatchShape,
+        members: &mut Vec<(usize, u64)>,
+        budget: &mut u64,
+        now: SimTime,
+        recorder: &mut Recorder,
+    ) {
         while *budget > 0 && (self.running.len() as u64) < self.config.max_num_seqs {
-            let Some(Waiting(head)) = self.waiting.peek() else {
-                break;
-            };
+            let Some(Waiting(head)) = self.waiting.peek() else { break };
             let needed = head.context_tokens - head.computed_tokens;
             if !self.config.chunked_prefill && needed > *budget {
                 break;
@@ -339,9 +415,18 @@ impl Replica {
             }
             let Waiting(mut sequence) = self.waiting.pop().expect("peeked");
             sequence.blocks = blocks;
-            self.running.push(sequence);
-            let index = self.running.len() - 1;
-            self.add_to_batch(batch, index, tokens, now, recorder);
+            let slot = match self.free_slots.pop() {
+                Some(slot) => {
+                    self.slots[slot] = Some(sequence);
+                    slot
+                }
+                None => {
+                    self.slots.push(Some(sequence));
+                    self.slots.len() - 1
+                }
+            };
+            self.running.push(slot);
+            self.add_to_batch(batch, members, slot, tokens, now, recorder);
             *budget -= tokens;
         }
     }
@@ -349,39 +434,21 @@ impl Replica {
     fn add_to_batch(
         &mut self,
         batch: &mut BatchShape,
-        index: usize,
+        members: &mut Vec<(usize, u64)>,
+        slot: usize,
         tokens: u64,
         now: SimTime,
         recorder: &mut Recorder,
     ) {
-        let sequence = &self.running[index];
+        let sequence = self.slots[slot].as_mut().expect("occupied");
         let completes = sequence.computed_tokens + tokens == sequence.context_tokens;
         if tokens == 1 && completes && sequence.computed_tokens > 0 {
             batch.add_decode(sequence.context_tokens);
         } else {
             batch.add_prefill_chunk(sequence.computed_tokens, tokens, completes);
         }
+        sequence.in_flight = true;
         recorder.scheduled(sequence.request, now);
-        self.in_flight.push((index, tokens));
-    }
-
-    /// Whether an iteration is running.
-    pub fn is_busy(&self) -> bool {
-        self.busy
-    }
-
-    /// Prompt tokens of the request at the head of the waiting queue (for tests and reports).
-    pub fn waiting_len(&self) -> usize {
-        self.waiting.len()
-    }
-
-    /// The scheduler configuration.
-    pub fn config(&self) -> &SchedulerConfig {
-        &self.config
-    }
-
-    #[doc(hidden)]
-    pub fn input_tokens_running(&self) -> impl Iterator<Item = u32> + '_ {
-        self.running.iter().map(|s| s.input_tokens)
+        members.push((slot, tokens));
     }
 }

@@ -1,0 +1,166 @@
+//! Collective costs on the fabric as affine functions of the message size: α (latency steps)
+//! plus bytes × β, where β comes from the most loaded port.
+//!
+//! Sharing rule: all flows of one collective that cross the same port direction share its
+//! bandwidth equally, so the collective takes as long as its busiest port needs (the sum of
+//! the bytes crossing it over its bandwidth). Collectives of different replicas are assumed not
+//! to contend: in the bundled nodes every device has its own NVLink/NIC ports.
+
+use super::Fabric;
+use std::collections::BTreeMap;
+
+/// `alpha_s + seconds_per_byte × bytes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Affine {
+    /// Fixed cost, s.
+    pub alpha_s: f64,
+    /// Marginal cost, s per byte.
+    pub seconds_per_byte: f64,
+}
+
+impl Affine {
+    /// Cost of `bytes`.
+    pub fn seconds(&self, bytes: f64) -> f64 {
+        if bytes <= 0.0 {
+            0.0
+        } else {
+            self.alpha_s + self.seconds_per_byte * bytes
+        }
+    }
+
+    fn then(self, other: Affine) -> Affine {
+        Affine {
+            alpha_s: self.alpha_s + other.alpha_s,
+            seconds_per_byte: self.seconds_per_byte + other.seconds_per_byte,
+        }
+    }
+
+    /// The slower of two costs (by β, then α).
+    pub fn max(self, other: Affine) -> Affine {
+        if (other.seconds_per_byte, other.alpha_s) > (self.seconds_per_byte, self.alpha_s) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// Collective costs of one group of devices (bytes are per device: the buffer each holds).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GroupComm {
+    /// All-reduce of a buffer.
+    pub all_reduce: Affine,
+    /// All-gather producing a buffer of that size.
+    pub all_gather: Affine,
+    /// Reduce-scatter of a buffer of that size.
+    pub reduce_scatter: Affine,
+    /// All-to-all of a buffer of that size (1/n to each member).
+    pub all_to_all: Affine,
+}
+
+/// A transfer of `fraction` of the message from `from` to `to` (device indices).
+type Flow = (usize, usize, f64);
+
+impl Fabric {
+    /// Cost of `flows` moving concurrently, in `steps` latency-bound rounds. Err holds a pair
+    /// of devices with no path between them.
+    fn flows_cost(&self, flows: &[Flow], steps: f64) -> Result<Affine, (usize, usize)> {
+        let mut load: BTreeMap<usize, f64> = BTreeMap::new();
+        let mut latency: f64 = 0.0;
+        for &(from, to, fraction) in flows {
+            if from == to || fraction <= 0.0 {
+                continue;
+            }
+            let route = self.route(from, to).ok_or((from, to))?;
+            latency = latency.max(route.iter().map(|&e| self.port(e).latency_s).sum());
+            for edge in route {
+                *load.entry(edge.index()).or_default() += fraction;
+            }
+        }
+        let seconds_per_byte = load
+            .iter()
+            .map(|(&edge, &bytes)| bytes / self.port(petgraph::graph::EdgeIndex::new(edge)).bytes_per_s)
+            .fold(0.0, f64::max);
+        Ok(Affine { alpha_s: steps * latency, seconds_per_byte })
+    }
+
+    fn ring(&self, members: &[usize], fraction: f64, steps: f64) -> Result<Affine, (usize, usize)> {
+        let n = members.len();
+        let flows: Vec<Flow> = (0..n).map(|i| (members[i], members[(i + 1) % n], fraction)).collect();
+        self.flows_cost(&flows, steps)
+    }
+
+    /// Point-to-point transfer cost from device `a` to `b`.
+    pub fn send_recv(&self, a: usize, b: usize) -> Result<Affine, (usize, usize)> {
+        self.flows_cost(&[(a, b, 1.0)], 1.0)
+    }
+
+    /// Collective costs of `members` (device indices, in ring order).
+    pub fn group_comm(&self, members: &[usize]) -> Result<GroupComm, (usize, usize)> {
+        let n = members.len();
+        if n <= 1 {
+            return Ok(GroupComm::default());
+        }
+        let nf = n as f64;
+        let gather = self.ring(members, (nf - 1.0) / nf, nf - 1.0)?;
+        let all_to_all: Vec<Flow> = members
+            .iter()
+            .flat_map(|&a| members.iter().filter(move |&&b| b != a).map(move |&b| (a, b, 1.0 / nf)))
+            .collect();
+        Ok(GroupComm {
+            all_reduce: self.all_reduce(members)?,
+            all_gather: gather,
+            reduce_scatter: gather,
+            all_to_all: self.flows_cost(&all_to_all, 1.0)?,
+        })
+    }
+
+    /// All-reduce by the cheapest applicable algorithm at a 4 MiB message (as NCCL tunes):
+    /// in-network reduction, hierarchical, or a flat ring.
+    fn all_reduce(&self, members: &[usize]) -> Result<Affine, (usize, usize)> {
+        let n = members.len();
+        let nf = n as f64;
+        let mut candidates = vec![self.ring(members, 2.0 * (nf - 1.0) / nf, 2.0 * (nf - 1.0))?];
+        // In-network reduction: each member sends its buffer to the switch once and receives
+        // the result once.
+        for ports in self.reducing_switch_ports(members) {
+            let slowest = ports.iter().map(|p| 1.0 / p.bytes_per_s).fold(0.0, f64::max);
+            let latency = ports.iter().map(|p| p.latency_s).fold(0.0, f64::max);
+            // Reduce on the way in, multicast on the way out: two traversals of up and down.
+            candidates.push(Affine { alpha_s: 4.0 * latency, seconds_per_byte: slowest });
+        }
+        // Hierarchical when the group spans nodes with equal shares: reduce-scatter inside each
+        // node, all-reduce of 1/k shards across nodes on k parallel rings (one per local rank,
+        // each through its own NIC), all-gather inside each node.
+        let mut by_node: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for &m in members {
+            by_node.entry(self.devices()[m].node_index).or_default().push(m);
+        }
+        let k = by_node.values().next().map_or(0, Vec::len);
+        if by_node.len() > 1 && k > 1 && by_node.values().all(|v| v.len() == k) {
+            let nodes = by_node.len() as f64;
+            let kf = k as f64;
+            let locals: Vec<&Vec<usize>> = by_node.values().collect();
+            let intra: Vec<Flow> = locals
+                .iter()
+                .flat_map(|local| (0..k).map(|i| (local[i], local[(i + 1) % k], (kf - 1.0) / kf)))
+                .collect();
+            let inter: Vec<Flow> = (0..k)
+                .flat_map(|rank| {
+                    let locals = &locals;
+                    (0..locals.len()).map(move |j| {
+                        (locals[j][rank], locals[(j + 1) % locals.len()][rank], 2.0 * (nodes - 1.0) / nodes / kf)
+                    })
+                })
+                .collect();
+            let intra_phase = self.flows_cost(&intra, kf - 1.0)?;
+            let inter_phase = self.flows_cost(&inter, 2.0 * (nodes - 1.0))?;
+            candidates.push(intra_phase.then(inter_phase).then(intra_phase));
+        }
+        const TUNING_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
+        Ok(candidates
+            .into_iter()
+            .min_by(|a, b| a.seconds(TUNING_BYTES).total_cmp(&b.seconds(TUNING_BYTES)))
+            .expect("the ring is always a candidate"))
+    }
+}
