@@ -176,6 +176,12 @@ impl World for Cluster {
             Event::BatchDone(replica) => {
                 let started = self.replicas[replica].on_batch_done(now, &mut self.recorder);
                 Self::started(queue, replica, started);
+                if started.is_none() {
+                    // A pipeline slot opened while the first stage is still busy.
+                    if let Some(at) = self.replicas[replica].stage_free_wakeup(now) {
+                        queue.schedule_at(at, Event::StageFree(replica));
+                    }
+                }
             }
             Event::StageFree(replica) => {
                 let started = self.replicas[replica].on_stage_free(now, &mut self.recorder);

@@ -287,6 +287,11 @@ impl Replica {
         self.try_start(now, recorder)
     }
 
+    /// When the pipeline has room but its first stage is still busy: the time to try again.
+    pub fn stage_free_wakeup(&self, now: SimTime) -> Option<SimTime> {
+        (self.batches.len() < self.stage_free_at.len() && self.stage_free_at[0] > now).then_some(self.stage_free_at[0])
+    }
+
     /// Starts a batch if the first stage is free, the pipeline has room and there is work.
     fn try_start(&mut self, now: SimTime, recorder: &mut Recorder) -> Option<Started> {
         let stages = self.stage_free_at.len();
@@ -335,7 +340,8 @@ impl Replica {
         let mut budget = self.config.max_num_batched_tokens;
         self.preempted_this_iteration = false;
         let mut index = 0;
-        while index < self.running.len() && budget > 0 {
+        let max_seqs = self.config.max_num_seqs as usize;
+        while index < self.running.len() && budget > 0 && members.len() < max_seqs {
             let slot = self.running[index];
             let sequence = self.slots[slot].as_ref().expect("running slots are occupied");
             if sequence.in_flight {
@@ -402,7 +408,9 @@ impl Replica {
         now: SimTime,
         recorder: &mut Recorder,
     ) {
-        while *budget > 0 && (self.running.len() as u64) < self.config.max_num_seqs {
+        // As vLLM's virtual engines, each pipeline stage's batch may hold max_num_seqs.
+        let max_running = self.config.max_num_seqs as usize * self.stage_free_at.len();
+        while *budget > 0 && self.running.len() < max_running && members.len() < self.config.max_num_seqs as usize {
             let Some(Waiting(head)) = self.waiting.peek() else { break };
             let needed = head.context_tokens - head.computed_tokens;
             if !self.config.chunked_prefill && needed > *budget {
