@@ -42,8 +42,28 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// List the bundled devices, links and models.
+    /// List the bundled devices, links, nodes, models and calibrations.
     Profiles,
+    /// Fit a device's efficiency curves (and its machines' collective curves) to measured
+    /// operator and network timings in Vidur's profiling format; write a calibration file that
+    /// pools use with `calibration: FILE`.
+    Calibrate {
+        /// Device profile the measurements were taken on (bundled name).
+        #[arg(long)]
+        device: String,
+        /// Folder(s) searched recursively for Vidur compute profiles (`mlp.csv`).
+        #[arg(long, required = true)]
+        compute: Vec<PathBuf>,
+        /// Folder of Vidur network profiles (`all_reduce.csv`, `send_recv.csv`).
+        #[arg(long)]
+        network: Option<PathBuf>,
+        /// Node profile the network measurements were taken on (bundled name).
+        #[arg(long, default_value = "dgx-a100")]
+        node: String,
+        /// Output calibration file (YAML).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +73,9 @@ fn main() -> ExitCode {
         Command::Run { scenario, out, seed, quiet } => run(scenario, out, seed, quiet),
         Command::Validate { files } => validate(&files),
         Command::Profiles => profiles(),
+        Command::Calibrate { device, compute, network, node, out } => {
+            calibrate(&device, &compute, network.as_deref(), &node, &out)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -139,6 +162,104 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<()> {
     if failures > 0 {
         anyhow::bail!("{failures} of {} files failed validation", files.len());
     }
+    Ok(())
+}
+
+fn find_files(dir: &std::path::Path, name: &str, found: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{}: cannot read folder: {e}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            find_files(&path, name, found)?;
+        } else if path.file_name().is_some_and(|n| n == name) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn calibrate(
+    device_name: &str,
+    compute: &[PathBuf],
+    network: Option<&std::path::Path>,
+    node_name: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use servesim::calibration::{
+        errors_by_operator, fit_compute, fit_network, network_errors_by_band, operator_samples, read_vidur_compute,
+        read_vidur_network, Calibration,
+    };
+    let catalog = Catalog::bundled()?;
+    let device = catalog.devices.get(device_name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown device {device_name:?}; bundled devices are: {}",
+            catalog.devices.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let mut files = Vec::new();
+    for dir in compute {
+        find_files(dir, "mlp.csv", &mut files)?;
+    }
+    if files.is_empty() {
+        anyhow::bail!(
+            "no mlp.csv found under {}",
+            compute.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let mut samples = Vec::new();
+    for file in &files {
+        eprintln!("reading {}", file.display());
+        samples.extend(operator_samples(&read_vidur_compute(file)?));
+    }
+    eprintln!("fitting {} operator measurements", samples.len());
+    let efficiency = fit_compute(&samples, device);
+    let operator_error =
+        errors_by_operator(&samples, device, &efficiency).into_iter().map(|(op, (_, e))| (op, e)).collect();
+    let mut fitted_from: Vec<String> = compute.iter().map(|p| p.display().to_string()).collect();
+    let (mut collectives, mut collective_error, mut node_used) = (Vec::new(), Default::default(), None);
+    if let Some(dir) = network {
+        let node = catalog.nodes.get(node_name).ok_or_else(|| anyhow::anyhow!("unknown node {node_name:?}"))?;
+        let network_samples = read_vidur_network(dir)?;
+        eprintln!("fitting {} collective measurements on {node_name}", network_samples.len());
+        collectives = fit_network(&network_samples, node, &catalog.links);
+        collective_error = network_errors_by_band(&network_samples, &collectives, node, &catalog.links)
+            .into_iter()
+            .map(|(band, (_, e))| (band, e))
+            .collect();
+        fitted_from.push(dir.display().to_string());
+        node_used = Some(node_name.to_string());
+    }
+    let mut command = format!("servesim calibrate --device {device_name}");
+    for dir in compute {
+        command += &format!(" --compute {}", dir.display());
+    }
+    if let Some(dir) = network {
+        command += &format!(" --network {} --node {node_name}", dir.display());
+    }
+    command += &format!(" --out {}", out.display());
+    let calibration = Calibration {
+        device: device_name.to_string(),
+        generated_by: command,
+        fitted_from,
+        operator_samples: samples.len(),
+        operator_error,
+        efficiency,
+        node: node_used,
+        collectives,
+        collective_error,
+    };
+    let text = serde_yaml::to_string(&calibration)?;
+    let header = "# Written by `servesim calibrate` (see generated_by); regenerate rather than edit.\n";
+    std::fs::write(out, format!("{header}{text}"))
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", out.display()))?;
+    for (op, error) in &calibration.operator_error {
+        eprintln!("  {op:<26} in-sample median |error| {:.1}%", error * 100.0);
+    }
+    for (band, error) in &calibration.collective_error {
+        eprintln!("  collectives {band:<12} in-sample median |error| {:.1}%", error * 100.0);
+    }
+    println!("wrote {}", out.display());
     Ok(())
 }
 

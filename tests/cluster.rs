@@ -55,7 +55,7 @@ fn the_dgx_cluster_scenario_places_four_tp4_replicas_on_two_nodes() {
         let nodes: Vec<usize> = placement.devices.iter().map(|&d| devices[d].node_index).collect();
         assert!(nodes.iter().all(|&n| n == nodes[0]), "a TP group must stay inside one node: {nodes:?}");
         // NVLink 4 through NVSwitch with in-network reduction: 1 byte per byte at 450 GB/s.
-        assert!((placement.comm.tp_all_reduce.seconds_per_byte - 1.0 / 450e9).abs() < 1e-15);
+        assert!((placement.comm.tp_all_reduce.affine.seconds_per_byte - 1.0 / 450e9).abs() < 1e-15);
     }
 }
 
@@ -163,9 +163,9 @@ fn tensor_parallel_across_nodes_uses_the_nics() {
         "model: llama-3.1-70b\ncluster:\n  nodes:\n    - node: dgx-a100\n      count: 2\ndeployment:\n  pools:\n    - device: a100-sxm-80gb\n      tensor_parallel: 16\n{WORKLOAD}"
     );
     let scenario = scenario(&text);
-    let comm = scenario.pools[0].placements[0].comm;
+    let comm = &scenario.pools[0].placements[0].comm;
     // Hierarchical: 2·7/8 of the buffer over 300 GB/s NVLink plus 1/8 over each 25 GB/s NIC,
     // or in-network reduction over InfiniBand if cheaper.
-    assert!(comm.tp_all_reduce.seconds_per_byte <= 2.0 * 7.0 / 8.0 / 300e9 + 1.0 / 8.0 / 25e9 + 1e-18);
-    assert!(comm.tp_all_reduce.seconds_per_byte > 1.0 / 300e9);
+    assert!(comm.tp_all_reduce.affine.seconds_per_byte <= 2.0 * 7.0 / 8.0 / 300e9 + 1.0 / 8.0 / 25e9 + 1e-18);
+    assert!(comm.tp_all_reduce.affine.seconds_per_byte > 1.0 / 300e9);
 }

@@ -1,11 +1,18 @@
 //! Measured data servesim is judged against: readers for Vidur's operator profiles and
 //! comparisons of the cost model with them.
 //!
-//! Nothing here runs during a simulation; it is for fidelity checks and fitting.
+//! Nothing here runs during a simulation except reading a [`Calibration`] file; the rest is
+//! for fidelity checks and `servesim calibrate`.
 
+mod file;
+mod fit;
+mod network;
 mod vidur;
 
-pub use vidur::{read_vidur_compute, VidurComputeRow};
+pub use file::Calibration;
+pub use fit::{errors_by_operator, fit_compute, operator_samples, predict, OperatorSample};
+pub use network::{fit_network, network_errors_by_band, read_vidur_network, CollectiveCurve, NetworkSample};
+pub use vidur::{read_vidur_compute, VidurComputeRow, VidurModelShape};
 
 /// Median of absolute percentage errors (as a fraction) of (predicted, measured) pairs.
 pub fn median_absolute_percentage_error(pairs: &[(f64, f64)]) -> f64 {

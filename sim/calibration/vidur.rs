@@ -14,6 +14,42 @@ pub struct VidurComputeRow {
     pub tensor_parallel: u64,
     /// Operator name → median time, seconds.
     pub median_s: BTreeMap<String, f64>,
+    /// The profiled model's shape (whole model, before tensor parallelism).
+    pub shape: VidurModelShape,
+}
+
+/// Model dimensions recorded in each Vidur row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct VidurModelShape {
+    /// Query heads.
+    pub heads: u64,
+    /// Key/value heads.
+    pub kv_heads: u64,
+    /// Hidden size.
+    pub hidden_size: u64,
+    /// MLP intermediate size.
+    pub intermediate_size: u64,
+    /// Vocabulary.
+    pub vocab_size: u64,
+    /// SwiGLU-style gated MLP.
+    pub gated_mlp: bool,
+}
+
+impl VidurModelShape {
+    /// A one-layer model of this shape, enough to size its operators.
+    pub fn model(&self) -> crate::model::ModelSpec {
+        let config = format!(
+            r#"{{"model_type":"vidur","hidden_size":{},"num_hidden_layers":1,"num_attention_heads":{},"num_key_value_heads":{},"intermediate_size":{},"vocab_size":{},"hidden_act":"{}"}}"#,
+            self.hidden_size,
+            self.heads,
+            self.kv_heads,
+            self.intermediate_size,
+            self.vocab_size,
+            if self.gated_mlp { "silu" } else { "gelu" }
+        );
+        crate::model::ModelSpec::from_hf_config("vidur-profiled", "vidur row", &config)
+            .expect("profiled shapes are valid")
+    }
 }
 
 /// Reads a Vidur compute profile.
@@ -29,6 +65,9 @@ pub fn read_vidur_compute(path: &Path) -> Result<Vec<VidurComputeRow>> {
     };
     let tokens_column = column("num_tokens")?;
     let tp_column = column("num_tensor_parallel_workers")?;
+    let shape_columns =
+        [column("n_head")?, column("n_kv_head")?, column("n_embd")?, column("n_expanded_embd")?, column("vocab_size")?];
+    let gated_column = column("use_gated_mlp")?;
     let medians: Vec<(usize, String)> = headers
         .iter()
         .enumerate()
@@ -51,10 +90,29 @@ pub fn read_vidur_compute(path: &Path) -> Result<Vec<VidurComputeRow>> {
                 median_s.insert(op.clone(), value * 1e-3);
             }
         }
+        let dims: Vec<u64> = shape_columns
+            .iter()
+            .map(|&c| number(c, headers.get(c).unwrap_or("dimension")).map(|v| v as u64))
+            .collect::<Result<_>>()?;
+        let shape = VidurModelShape {
+            heads: dims[0],
+            kv_heads: dims[1],
+            hidden_size: dims[2],
+            intermediate_size: dims[3],
+            vocab_size: dims[4],
+            gated_mlp: record.get(gated_column).is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        };
+        if shape.heads == 0 || shape.kv_heads == 0 || shape.heads % shape.kv_heads != 0 || shape.hidden_size == 0 {
+            return Err(Error::at(
+                Location { file: file.clone(), line: Some(line), field: Some("n_head".into()) },
+                "inconsistent model shape",
+            ));
+        }
         rows.push(VidurComputeRow {
             num_tokens: number(tokens_column, "num_tokens")? as u64,
             tensor_parallel: number(tp_column, "num_tensor_parallel_workers")? as u64,
             median_s,
+            shape,
         });
     }
     Ok(rows)

@@ -9,11 +9,12 @@ mod router;
 
 pub use router::Router;
 
-use crate::cost::{CostModel, RooflineCostModel};
+use crate::cost::{CostModel, Efficiency, ProfileEfficiency, RooflineCostModel};
 use crate::engine::{self, EventQueue, RunStats, SimTime, World};
 use crate::metrics::Recorder;
 use crate::scenario::{PoolPlan, ReplicaPlacement, Scenario};
 use crate::serving::{BlockPool, Replica, ReplicaHardware, ReplicaStats, RequestSpec, Started};
+use std::sync::Arc;
 
 /// Events of a serving simulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,13 +68,21 @@ impl Cluster {
     /// Builds the cluster a scenario describes, pricing iterations with the roofline model.
     pub fn build(scenario: &Scenario) -> Cluster {
         Self::build_with(scenario, |scenario, pool, placement| {
-            Box::new(RooflineCostModel::new(
-                &scenario.model,
-                &pool.device,
-                scenario.weight_dtype,
-                scenario.kv_dtype,
-                &placement.comm,
-            ))
+            let efficiency: Arc<dyn Efficiency> = match &pool.calibration {
+                Some(calibration) => Arc::new(calibration.efficiency.clone()),
+                None => Arc::new(ProfileEfficiency::of(&pool.device)),
+            };
+            Box::new(
+                RooflineCostModel::with_efficiency(
+                    &scenario.model,
+                    &pool.device,
+                    scenario.weight_dtype,
+                    scenario.kv_dtype,
+                    &placement.comm,
+                    efficiency,
+                )
+                .with_host_launch(pool.host_launch_s),
+            )
         })
     }
 

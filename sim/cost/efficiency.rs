@@ -66,8 +66,14 @@ pub struct Curve {
 }
 
 impl Curve {
-    /// The efficiency at `size`.
+    /// The efficiency at `size`, within [1e-4, 1].
     pub fn at(&self, size: f64) -> f64 {
+        self.at_unclamped(size).clamp(1e-4, 1.0)
+    }
+
+    /// The interpolated value at `size` (efficiencies relative to a nominal model may exceed
+    /// 1), at least 1e-4.
+    pub fn at_unclamped(&self, size: f64) -> f64 {
         let x = size.max(1.0).log2();
         let points = &self.points;
         match points.iter().position(|&(px, _)| px >= x) {
@@ -78,7 +84,7 @@ impl Curve {
                 y0 + (y1 - y0) * (x - x0) / (x1 - x0)
             }
         }
-        .clamp(1e-4, 1.0)
+        .max(1e-4)
     }
 }
 
@@ -93,6 +99,9 @@ pub struct FittedEfficiency {
     pub memory_by_log2_bytes: BTreeMap<String, Curve>,
     /// Fused-attention efficiency (not in the fitted data; kept from the profile).
     pub attention: f64,
+    /// Bandwidth efficiency of attention's KV reads and of memory-bound GEMMs' weight reads
+    /// (large streaming reads, unlike the small kernels fitted above; kept from the profile).
+    pub streaming_bandwidth: f64,
     /// Per-kernel overhead, µs.
     pub kernel_overhead_us: f64,
 }
@@ -108,6 +117,7 @@ impl Efficiency for FittedEfficiency {
         // Operators without a curve of their own use the closest kind: the final norm is a
         // norm, everything else the default.
         let key = match name {
+            "attention" | "gemm" => return self.streaming_bandwidth,
             "final_layernorm" => "input_layernorm",
             other => other,
         };

@@ -12,7 +12,7 @@ use crate::engine::secs_to_nanos;
 use crate::hardware::{DeviceProfile, Dtype};
 use crate::model::{BatchShape, ModelSpec, OpKind, Operator, OperatorPlan};
 use crate::scenario::ParallelComm;
-use crate::topology::Affine;
+use crate::topology::CollectiveCost;
 use std::sync::Arc;
 
 /// Roofline cost model of one replica.
@@ -24,10 +24,11 @@ pub struct RooflineCostModel {
     attention_peak_flops: f64,
     peak_bytes_per_s: f64,
     iteration_s: f64,
-    tp_all_reduce: Affine,
-    pp_send: Affine,
+    tp_all_reduce: CollectiveCost,
+    pp_send: CollectiveCost,
     pipeline_parallel: u64,
     hidden_size: f64,
+    host_launch_s: f64,
     scratch: Vec<Operator>,
 }
 
@@ -70,12 +71,19 @@ impl RooflineCostModel {
             attention_peak_flops: device.peak_flops(Dtype::Bf16),
             peak_bytes_per_s: device.memory_bandwidth_bytes_per_s(),
             iteration_s: device.overheads.iteration_us.get() * 1e-6,
-            tp_all_reduce: comm.tp_all_reduce,
-            pp_send: comm.pp_send,
+            tp_all_reduce: comm.tp_all_reduce.clone(),
+            pp_send: comm.pp_send.clone(),
             pipeline_parallel,
             hidden_size: model.hidden_size as f64,
+            host_launch_s: 0.0,
             scratch: Vec::with_capacity(32),
         }
+    }
+
+    /// Makes iterations launch-bound at `seconds` of host time per kernel (eager frameworks).
+    pub fn with_host_launch(mut self, seconds: f64) -> Self {
+        self.host_launch_s = seconds;
+        self
     }
 
     /// Seconds one repetition of `op` takes.
@@ -110,8 +118,10 @@ impl CostModel for RooflineCostModel {
         let mut seconds = self.iteration_s;
         let mut flops = 0.0;
         let mut bytes = 0.0;
+        let mut kernels = 0.0;
         for op in &ops {
             let repeat = op.repeat as f64;
+            kernels += repeat;
             seconds += self.operator_seconds(op) * repeat;
             if op.kind != OpKind::AllReduce {
                 flops += op.flops * repeat;
@@ -119,6 +129,8 @@ impl CostModel for RooflineCostModel {
             }
         }
         self.scratch = ops;
+        // The device cannot run ahead of a host that launches kernels one by one.
+        let seconds = seconds.max(self.iteration_s + kernels * self.host_launch_s);
         let duration_ns = secs_to_nanos(seconds).max(1);
         let duration_s = duration_ns as f64 * 1e-9;
         let transfer_ns = if self.pipeline_parallel > 1 {

@@ -93,6 +93,32 @@ impl Catalog {
         })
     }
 
+    /// Resolves a calibration reference: a bundled name (file stem under
+    /// `hardware-profiles/calibrations/`) or a path.
+    pub fn calibration(
+        &self,
+        reference: &str,
+        scenario: &YamlSource,
+        field: &str,
+    ) -> Result<crate::calibration::Calibration> {
+        let source = if is_path(reference) {
+            let path = scenario.resolve(reference);
+            YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?
+        } else {
+            let Some((name, text)) = BUNDLED_CALIBRATIONS.iter().find(|(name, _)| *name == reference) else {
+                return Err(scenario.error(
+                    field,
+                    format!(
+                        "unknown calibration {reference:?}; bundled calibrations are: {}; or give a path to a file written by `servesim calibrate`",
+                        known_list(BUNDLED_CALIBRATIONS.iter().map(|(n, _)| *n))
+                    ),
+                ));
+            };
+            bundled_source("hardware-profiles/calibrations", name, text)
+        };
+        crate::calibration::Calibration::from_source(&source)
+    }
+
     /// Resolves a link reference.
     pub fn link(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<LinkProfile> {
         if is_path(reference) {

@@ -250,7 +250,8 @@ impl OperatorPlan {
         if self.tensor_parallel > 1 {
             push("mlp_all_reduce", OpKind::AllReduce, 0.0, t * h * a, layers);
         }
-        push("add", OpKind::Memory, 2.0 * t * h, 6.0 * t * h * a, layers);
+        // Two residual adds per layer, each reading two tensors and writing one.
+        push("add", OpKind::Memory, t * h, 3.0 * t * h * a, 2 * layers);
 
         // Once per iteration: embedding lookup, final norm, LM head and sampling over the
         // sequences that produce a token.

@@ -12,6 +12,7 @@ pub mod schema;
 pub use memory::MemoryPlan;
 pub use placement::{ParallelComm, ReplicaPlacement};
 
+use crate::calibration::Calibration;
 use crate::engine::SimTime;
 use crate::error::Result;
 use crate::hardware::{bundled_scenario, Catalog, DeviceProfile, Dtype, LinkProfile};
@@ -22,6 +23,7 @@ use crate::serving::{RequestSpec, SchedulerConfig};
 use crate::topology::Fabric;
 use schema::{RouterKind, ScenarioFile};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Command-line settings that take precedence over the file.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +51,10 @@ pub struct PoolPlan {
     pub scheduler: SchedulerConfig,
     /// Memory split per device and KV capacity.
     pub memory: MemoryPlan,
+    /// Fitted efficiency curves, when the pool names a calibration.
+    pub calibration: Option<Arc<Calibration>>,
+    /// Host launch cost per kernel of the serving framework, s (0: not launch-bound).
+    pub host_launch_s: f64,
     /// Where each replica runs and what its communication costs.
     pub placements: Vec<ReplicaPlacement>,
 }
@@ -153,6 +159,22 @@ impl Scenario {
                 }
                 None => None,
             };
+            let calibration = match &pool.calibration {
+                Some(reference) => {
+                    let calibration = catalog.calibration(reference, source, &format!("{field}.calibration"))?;
+                    if calibration.device != device.name {
+                        return Err(source.error(
+                            &format!("{field}.calibration"),
+                            format!(
+                                "the calibration is for device {:?}, but the pool runs on {:?}",
+                                calibration.device, device.name
+                            ),
+                        ));
+                    }
+                    Some(Arc::new(calibration))
+                }
+                None => None,
+            };
             let max_model_len = pool.scheduler.max_model_len.map_or(model.max_context_tokens, |c| c.get());
             if !pool.scheduler.chunked_prefill && pool.scheduler.max_num_batched_tokens.get() < max_model_len {
                 // As in vLLM: without chunking, a whole (re)computed sequence must fit in one
@@ -183,6 +205,8 @@ impl Scenario {
                 interconnect,
                 scheduler,
                 memory,
+                calibration,
+                host_launch_s: pool.host_launch_us.map_or(0.0, |v| v.get() * 1e-6),
                 placements: Vec::new(),
             });
         }
@@ -194,6 +218,7 @@ impl Scenario {
                 tensor_parallel: p.tensor_parallel,
                 pipeline_parallel: p.pipeline_parallel,
                 interconnect: p.interconnect.as_ref(),
+                calibration: p.calibration.as_deref(),
             })
             .collect();
         let fabric = placement::build_fabric(&file, source, &catalog, &demands)?;

@@ -6,24 +6,25 @@
 //! connected and every stage must reach the next.
 
 use super::schema::ScenarioFile;
+use crate::calibration::Calibration;
 use crate::error::Result;
 use crate::hardware::{Catalog, DeviceGroup, DeviceProfile, Interconnect, LinkProfile, NodeProfile, Topology};
 use crate::input::checked::Count;
 use crate::input::YamlSource;
-use crate::topology::{Affine, Fabric};
+use crate::topology::{Affine, CollectiveCost, Fabric};
 use std::collections::BTreeMap;
 
 /// Communication costs of one replica's parallel plan.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParallelComm {
     /// Devices per stage.
     pub tensor_parallel: u64,
     /// Stages.
     pub pipeline_parallel: u64,
     /// All-reduce within a stage's tensor-parallel group (the slowest stage's).
-    pub tp_all_reduce: Affine,
+    pub tp_all_reduce: CollectiveCost,
     /// Activation hand-off between consecutive stages (the slowest boundary).
-    pub pp_send: Affine,
+    pub pp_send: CollectiveCost,
 }
 
 /// Where one replica runs.
@@ -42,6 +43,7 @@ pub(super) struct PoolDemand<'a> {
     pub tensor_parallel: u64,
     pub pipeline_parallel: u64,
     pub interconnect: Option<&'a LinkProfile>,
+    pub calibration: Option<&'a Calibration>,
 }
 
 /// Builds the fabric: the `cluster:` nodes, or one implicit node per replica whose devices
@@ -165,17 +167,41 @@ pub(super) fn place(fabric: &Fabric, source: &YamlSource, pools: &[PoolDemand]) 
                 )
             };
             let stages: Vec<&[usize]> = chosen.chunks(tp).collect();
-            let mut comm =
-                ParallelComm { tensor_parallel: tp as u64, pipeline_parallel: pp as u64, ..Default::default() };
+            let nodes_of = |group: &[usize]| {
+                let mut nodes: Vec<usize> = group.iter().map(|&d| devices[d].node_index).collect();
+                nodes.dedup();
+                nodes.len() as u64
+            };
+            // A measured curve applies when the calibration saw the same group shape.
+            let curve = |collective: &str, group: &[usize]| {
+                pool.calibration
+                    .and_then(|c| c.collective(collective, group.len() as u64, nodes_of(group)))
+                    .map(|c| c.efficiency_by_log2_bytes.clone())
+            };
+            let mut tp_all_reduce = Affine::default();
             for group in &stages {
                 let group_comm = fabric.group_comm(group).map_err(|pair| no_path(pair, "the tensor-parallel group"))?;
-                comm.tp_all_reduce = comm.tp_all_reduce.max(group_comm.all_reduce);
+                tp_all_reduce = tp_all_reduce.max(group_comm.all_reduce);
             }
+            let mut pp_send = Affine::default();
+            let mut pp_pair: Vec<usize> = Vec::new();
             for pair in stages.windows(2) {
                 let send =
                     fabric.send_recv(pair[0][0], pair[1][0]).map_err(|p| no_path(p, "consecutive pipeline stages"))?;
-                comm.pp_send = comm.pp_send.max(send);
+                if pp_pair.is_empty() || send.max(pp_send) == send {
+                    pp_pair = vec![pair[0][0], pair[1][0]];
+                }
+                pp_send = pp_send.max(send);
             }
+            let comm = ParallelComm {
+                tensor_parallel: tp as u64,
+                pipeline_parallel: pp as u64,
+                tp_all_reduce: CollectiveCost { affine: tp_all_reduce, efficiency: curve("all_reduce", stages[0]) },
+                pp_send: CollectiveCost {
+                    affine: pp_send,
+                    efficiency: if pp_pair.is_empty() { None } else { curve("send_recv", &pp_pair) },
+                },
+            };
             pool_placements.push(ReplicaPlacement { devices: chosen, comm });
         }
         placements.push(pool_placements);

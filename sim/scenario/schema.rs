@@ -113,6 +113,14 @@ pub struct PoolSection {
     /// has more than one device).
     #[serde(default)]
     pub interconnect: Option<String>,
+    /// Host (CPU) cost of launching one kernel in the serving framework, µs: an iteration takes
+    /// at least kernels × this. Eager PyTorch without CUDA graphs is launch-bound at ~30–40 µs
+    /// a kernel; engines that replay CUDA graphs (vLLM decode, TensorRT-LLM) are not (omit).
+    #[serde(default)]
+    pub host_launch_us: Option<NonNegative>,
+    /// Fitted efficiency curves (`servesim calibrate` output): a bundled name or a path.
+    #[serde(default)]
+    pub calibration: Option<String>,
     /// Fraction of device memory serving may use (vLLM's gpu_memory_utilization).
     #[serde(default = "default_memory_utilization")]
     pub memory_utilization: Fraction,

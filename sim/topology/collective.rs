@@ -45,6 +45,33 @@ impl Affine {
     }
 }
 
+/// A collective's cost with an optional measured efficiency curve: `α + β·bytes / e(bytes)`,
+/// where `e` is the fraction of the topology model's bandwidth the collective achieves at that
+/// message size (fitted by `servesim calibrate`; 1 when absent).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CollectiveCost {
+    /// Latency and nominal bandwidth from the topology.
+    pub affine: Affine,
+    /// Measured bandwidth efficiency against log2(bytes).
+    pub efficiency: Option<crate::cost::Curve>,
+}
+
+impl CollectiveCost {
+    /// A cost with no measured curve.
+    pub fn nominal(affine: Affine) -> Self {
+        CollectiveCost { affine, efficiency: None }
+    }
+
+    /// Cost of `bytes`.
+    pub fn seconds(&self, bytes: f64) -> f64 {
+        if bytes <= 0.0 {
+            return 0.0;
+        }
+        let efficiency = self.efficiency.as_ref().map_or(1.0, |curve| curve.at_unclamped(bytes));
+        self.affine.alpha_s + self.affine.seconds_per_byte * bytes / efficiency
+    }
+}
+
 /// Collective costs of one group of devices (bytes are per device: the buffer each holds).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct GroupComm {

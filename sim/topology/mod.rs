@@ -10,7 +10,7 @@
 
 mod collective;
 
-pub use collective::{Affine, GroupComm};
+pub use collective::{Affine, CollectiveCost, GroupComm};
 
 use crate::hardware::{LinkProfile, NodeProfile, Topology};
 use petgraph::algo::astar;

@@ -1,0 +1,178 @@
+//! Fitting efficiency curves to measured operator times.
+//!
+//! For every measurement the "implied efficiency" is the one that would make the roofline
+//! reproduce it exactly: FLOPs / (peak × (time − kernel overhead)) for GEMMs, bytes /
+//! (bandwidth × (time − overhead)) for bandwidth-bound operators. Implied efficiencies are
+//! grouped in half-octave bins of size (FLOPs for GEMMs, bytes per operator name otherwise) and
+//! each bin's median becomes a knot of a piecewise-linear curve. The kernel overhead is the
+//! candidate (0–10 µs) with the smallest median error over the fitting data.
+
+use super::{median_absolute_percentage_error, VidurComputeRow, VidurModelShape};
+use crate::cost::{Curve, FittedEfficiency, RooflineCostModel};
+use crate::hardware::{DeviceProfile, Dtype};
+use crate::model::{BatchShape, OpKind};
+use crate::scenario::ParallelComm;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One measured operator with its sizes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorSample {
+    /// Vidur operator name.
+    pub name: &'static str,
+    /// GEMM or bandwidth-bound.
+    pub kind: OpKind,
+    /// FLOPs per device.
+    pub flops: f64,
+    /// Bytes per device.
+    pub bytes: f64,
+    /// Measured median, s.
+    pub measured_s: f64,
+    /// Tokens in the batch.
+    pub tokens: u64,
+    /// Tensor-parallel degree.
+    pub tensor_parallel: u64,
+}
+
+/// Turns Vidur rows into samples of the operators servesim models (attention is not in
+/// these tables).
+pub fn operator_samples(rows: &[VidurComputeRow]) -> Vec<OperatorSample> {
+    let mut samples = Vec::new();
+    // Shapes repeat across rows: one operator plan per (shape, TP degree).
+    let mut plans: BTreeMap<(VidurModelShape, u64), crate::model::OperatorPlan> = BTreeMap::new();
+    let mut ops = Vec::new();
+    for row in rows {
+        let plan = plans.entry((row.shape, row.tensor_parallel)).or_insert_with(|| {
+            crate::model::OperatorPlan::new(&row.shape.model(), row.tensor_parallel, 1, Dtype::Fp16, Dtype::Fp16)
+        });
+        let mut batch = BatchShape::default();
+        batch.add_prefill_chunk(0, row.num_tokens, false);
+        plan.operators(&batch, &mut ops);
+        for op in &ops {
+            if !matches!(op.kind, OpKind::Gemm | OpKind::Memory) {
+                continue;
+            }
+            if let Some(&measured_s) = row.median_s.get(op.name) {
+                if measured_s > 0.0 {
+                    samples.push(OperatorSample {
+                        name: op.name,
+                        kind: op.kind,
+                        flops: op.flops,
+                        bytes: op.bytes,
+                        measured_s,
+                        tokens: row.num_tokens,
+                        tensor_parallel: row.tensor_parallel,
+                    });
+                }
+            }
+        }
+    }
+    samples
+}
+
+fn curve_from_bins(bins: BTreeMap<i64, Vec<f64>>) -> Curve {
+    let points = bins
+        .into_iter()
+        .map(|(bin, mut values)| {
+            values.sort_by(f64::total_cmp);
+            (bin as f64 / 2.0, values[values.len() / 2].clamp(1e-4, 1.0))
+        })
+        .collect();
+    Curve { points }
+}
+
+fn half_octave(size: f64) -> i64 {
+    (size.max(1.0).log2() * 2.0).round() as i64
+}
+
+fn fit_with_overhead(samples: &[OperatorSample], device: &DeviceProfile, overhead_s: f64) -> FittedEfficiency {
+    let peak = device.peak_flops(Dtype::Fp16);
+    let bandwidth = device.memory_bandwidth_bytes_per_s();
+    let mut gemm: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    let mut memory: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
+    for sample in samples {
+        let time = sample.measured_s - overhead_s;
+        if time <= 0.0 {
+            continue;
+        }
+        match sample.kind {
+            OpKind::Gemm => gemm.entry(half_octave(sample.flops)).or_default().push(sample.flops / (peak * time)),
+            _ => {
+                let efficiency = sample.bytes / (bandwidth * time);
+                for key in [sample.name, "default"] {
+                    memory
+                        .entry(key.to_string())
+                        .or_default()
+                        .entry(half_octave(sample.bytes))
+                        .or_default()
+                        .push(efficiency);
+                }
+            }
+        }
+    }
+    FittedEfficiency {
+        gemm_by_log2_flops: curve_from_bins(gemm),
+        memory_by_log2_bytes: memory.into_iter().map(|(name, bins)| (name, curve_from_bins(bins))).collect(),
+        attention: device.compute.attention_efficiency.get(),
+        streaming_bandwidth: device.memory.bandwidth_efficiency.get(),
+        kernel_overhead_us: overhead_s * 1e6,
+    }
+}
+
+/// Predicted seconds of each sample under `efficiency`.
+pub fn predict(samples: &[OperatorSample], device: &DeviceProfile, efficiency: &FittedEfficiency) -> Vec<f64> {
+    let comm = ParallelComm { tensor_parallel: 1, pipeline_parallel: 1, ..Default::default() };
+    let model = crate::calibration::VidurModelShape {
+        heads: 1,
+        kv_heads: 1,
+        hidden_size: 1,
+        intermediate_size: 1,
+        vocab_size: 1,
+        gated_mlp: true,
+    }
+    .model();
+    let cost = RooflineCostModel::with_efficiency(
+        &model,
+        device,
+        Dtype::Fp16,
+        Dtype::Fp16,
+        &comm,
+        Arc::new(efficiency.clone()),
+    );
+    samples
+        .iter()
+        .map(|s| {
+            let op = crate::model::Operator { name: s.name, kind: s.kind, flops: s.flops, bytes: s.bytes, repeat: 1 };
+            cost.operator_seconds(&op)
+        })
+        .collect()
+}
+
+/// Median absolute percentage error of `efficiency` on `samples`, per operator name and
+/// overall ("all").
+pub fn errors_by_operator(
+    samples: &[OperatorSample],
+    device: &DeviceProfile,
+    efficiency: &FittedEfficiency,
+) -> BTreeMap<String, (usize, f64)> {
+    let predicted = predict(samples, device, efficiency);
+    let mut pairs: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for (sample, p) in samples.iter().zip(predicted) {
+        pairs.entry(sample.name.to_string()).or_default().push((p, sample.measured_s));
+        pairs.entry("all".into()).or_default().push((p, sample.measured_s));
+    }
+    pairs.into_iter().map(|(name, p)| (name, (p.len(), median_absolute_percentage_error(&p)))).collect()
+}
+
+/// Fits efficiency curves of `device` to `samples`.
+pub fn fit_compute(samples: &[OperatorSample], device: &DeviceProfile) -> FittedEfficiency {
+    let mut best: Option<(f64, FittedEfficiency)> = None;
+    for overhead_us in 0..=10 {
+        let fitted = fit_with_overhead(samples, device, f64::from(overhead_us) * 1e-6);
+        let error = errors_by_operator(samples, device, &fitted).get("all").map_or(f64::INFINITY, |e| e.1);
+        if best.as_ref().is_none_or(|(e, _)| error < *e) {
+            best = Some((error, fitted));
+        }
+    }
+    best.expect("at least one candidate").1
+}
