@@ -64,7 +64,11 @@ fn main() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for scenario in ["benches/scenarios/azure-conv-full.yaml", "benches/scenarios/synthetic-1m.yaml"] {
+    for scenario in [
+        "benches/scenarios/azure-conv-full.yaml",
+        "benches/scenarios/synthetic-1m.yaml",
+        "benches/scenarios/cluster-8-replicas.yaml",
+    ] {
         println!("{scenario}: {}", scenario_benchmark(&root.join(scenario)));
     }
 }

@@ -137,6 +137,8 @@ pub struct Replica {
     free_slots: Vec<usize>,
     running: Vec<usize>,
     batches: VecDeque<Batch>,
+    /// Member lists of completed batches, reused to avoid an allocation per iteration.
+    spare_members: Vec<Vec<(usize, u64)>>,
     stage_free_at: Vec<SimTime>,
     preempted_this_iteration: bool,
     outstanding_tokens: u64,
@@ -162,6 +164,7 @@ impl Replica {
             free_slots: Vec::new(),
             running: Vec::new(),
             batches: VecDeque::new(),
+            spare_members: Vec::new(),
             stage_free_at: vec![SimTime::ZERO; hardware.stages.max(1) as usize],
             preempted_this_iteration: false,
             outstanding_tokens: 0,
@@ -259,7 +262,8 @@ impl Replica {
         let batch = self.batches.pop_front().expect("a batch was in flight");
         debug_assert_eq!(batch.done, now, "batches complete in order");
         let mut finished_any = false;
-        for (slot, tokens) in batch.members {
+        let mut members = batch.members;
+        for &(slot, tokens) in &members {
             let sequence = self.slots[slot].as_mut().expect("in-flight sequences stay in their slot");
             sequence.in_flight = false;
             sequence.computed_tokens += tokens;
@@ -280,6 +284,8 @@ impl Replica {
                 }
             }
         }
+        members.clear();
+        self.spare_members.push(members);
         if finished_any {
             let slots = &self.slots;
             self.running.retain(|&slot| slots[slot].is_some());
@@ -298,9 +304,10 @@ impl Replica {
         if self.batches.len() >= stages || self.stage_free_at[0] > now {
             return None;
         }
-        let mut members = Vec::new();
+        let mut members = self.spare_members.pop().unwrap_or_default();
         let batch = self.form_batch(now, recorder, &mut members);
         if batch.is_empty() {
+            self.spare_members.push(members);
             return None;
         }
         let cost = self.cost_model.iteration(&batch);
