@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod scenario;
+pub mod search;
 pub mod serving;
 pub mod topology;
 pub mod workload;

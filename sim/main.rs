@@ -44,6 +44,34 @@ enum Command {
     },
     /// List the bundled devices, links, nodes, models and calibrations.
     Profiles,
+    /// Search deployment plans: simulate every combination of a search spec's axes (pruning
+    /// infeasible ones with their reasons) and rank them; writes search.csv, pareto.csv,
+    /// rows.csv and best.yaml.
+    Search {
+        /// Search spec YAML.
+        spec: PathBuf,
+        /// Output folder (default: reports/search-<name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Worker threads (default: all cores); results do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Evaluate only shard I of N (plan i belongs to shard i mod N), for job arrays;
+        /// combine the shards' folders with `servesim merge`.
+        #[arg(long)]
+        shard: Option<String>,
+    },
+    /// Combine the output folders of a sharded search into the files one run would write.
+    Merge {
+        /// The search spec the shards ran.
+        spec: PathBuf,
+        /// Shard output folders.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Fit a device's efficiency curves (and its machines' collective curves) to measured
     /// operator and network timings in Vidur's profiling format; write a calibration file that
     /// pools use with `calibration: FILE`.
@@ -73,6 +101,8 @@ fn main() -> ExitCode {
         Command::Run { scenario, out, seed, quiet } => run(scenario, out, seed, quiet),
         Command::Validate { files } => validate(&files),
         Command::Profiles => profiles(),
+        Command::Search { spec, out, threads, shard } => search(&spec, out, threads, shard.as_deref()),
+        Command::Merge { spec, shards, out } => merge(&spec, &shards, &out),
         Command::Calibrate { device, compute, network, node, out } => {
             calibrate(&device, &compute, network.as_deref(), &node, &out)
         }
@@ -162,6 +192,79 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<()> {
     if failures > 0 {
         anyhow::bail!("{failures} of {} files failed validation", files.len());
     }
+    Ok(())
+}
+
+fn search(
+    spec_path: &std::path::Path,
+    out: Option<PathBuf>,
+    threads: Option<usize>,
+    shard: Option<&str>,
+) -> anyhow::Result<()> {
+    use servesim::search::{finalize, run_plans, write_rows, SearchSpec, Shard};
+    let spec = SearchSpec::load(spec_path)?;
+    let shard = match shard {
+        Some(text) => Shard::parse(text).map_err(|e| anyhow::anyhow!("--shard: {e}"))?,
+        None => Shard::ALL,
+    };
+    let out = out.unwrap_or_else(|| PathBuf::from("reports").join(format!("search-{}", spec.name)));
+    let count = spec.plans.iter().filter(|p| shard.contains(p.index)).count();
+    eprintln!(
+        "search {}: {} plans ({} in shard {}/{}), {} requests per simulation",
+        spec.name,
+        spec.plans.len(),
+        count,
+        shard.index,
+        shard.count,
+        spec.requests.len()
+    );
+    let bar = indicatif::ProgressBar::new(count as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} plans, {elapsed} elapsed, ETA {eta}")
+            .expect("valid template"),
+    );
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        builder = builder.num_threads(n.max(1));
+    }
+    let pool = builder.build()?;
+    let started = Instant::now();
+    let rows = pool.install(|| run_plans(&spec, shard, &|| bar.inc(1)));
+    bar.finish_and_clear();
+    eprintln!("evaluated {count} plans in {:.1} s", started.elapsed().as_secs_f64());
+    std::fs::create_dir_all(&out)?;
+    if shard.count > 1 {
+        write_rows(&out.join("rows.csv"), &rows)?;
+        println!(
+            "wrote {} (shard {}/{}); combine shards with `servesim merge`",
+            out.join("rows.csv").display(),
+            shard.index,
+            shard.count
+        );
+        return Ok(());
+    }
+    let outputs = finalize(&spec, rows)?;
+    outputs.write(&out)?;
+    print!("{}", outputs.table);
+    println!(
+        "wrote {}/{{search.csv, pareto.csv, rows.csv{}}}",
+        out.display(),
+        if outputs.best_yaml.is_some() { ", best.yaml" } else { "" }
+    );
+    Ok(())
+}
+
+fn merge(spec_path: &std::path::Path, shards: &[PathBuf], out: &std::path::Path) -> anyhow::Result<()> {
+    use servesim::search::{finalize, read_rows, SearchSpec};
+    let spec = SearchSpec::load(spec_path)?;
+    let mut rows = Vec::new();
+    for dir in shards {
+        rows.extend(read_rows(&dir.join("rows.csv"))?);
+    }
+    let outputs = finalize(&spec, rows)?;
+    outputs.write(out)?;
+    print!("{}", outputs.table);
+    println!("wrote {}", out.display());
     Ok(())
 }
 

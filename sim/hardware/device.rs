@@ -115,6 +115,20 @@ pub struct PowerSpec {
     pub idle_w: NonNegative,
     /// Power at full utilisation (TDP/TBP), W.
     pub max_w: Positive,
+    /// Lower clock settings the device can run at (DVFS), besides full clock.
+    #[serde(default)]
+    pub dvfs: Vec<DvfsPoint>,
+}
+
+/// One clock setting: compute peaks scale with the clock; memory bandwidth does not (HBM
+/// and GDDR clocks are separate); power at full activity drops to `max_w`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DvfsPoint {
+    /// Core clock relative to the full clock, in (0, 1].
+    pub clock_ratio: Fraction,
+    /// Power at full activity at this clock, W.
+    pub max_w: Positive,
 }
 
 /// One device profile as read from `hardware-profiles/devices/*.yaml`.
@@ -162,8 +176,17 @@ impl DeviceProfile {
                 format!("idle power ({} W) must be below max power ({} W)", self.power.idle_w, self.power.max_w),
             ));
         }
+        for (i, point) in self.power.dvfs.iter().enumerate() {
+            if point.max_w.get() > self.power.max_w.get() || point.max_w.get() <= self.power.idle_w.get() {
+                return Err(source.error(
+                    &format!("power.dvfs[{i}].max_w"),
+                    format!("must lie between idle_w ({} W) and max_w ({} W)", self.power.idle_w, self.power.max_w),
+                ));
+            }
+        }
         let mut numeric: Vec<String> =
             self.compute.peak_tflops.keys().map(|d| format!("compute.peak_tflops.{d}")).collect();
+        numeric.extend((0..self.power.dvfs.len()).map(|i| format!("power.dvfs[{i}]")));
         numeric.extend(
             [
                 "compute.gemm_efficiency",
@@ -201,6 +224,21 @@ impl DeviceProfile {
             .or_else(|| self.compute.peak_tflops.values().next())
             .map(|tflops| tflops.get() * 1e12)
             .unwrap_or(0.0)
+    }
+
+    /// This profile at a lower core clock: compute peaks scale by `clock_ratio`, power at full
+    /// activity becomes the DVFS point's. Ratio 1 is the profile itself.
+    pub fn at_clock(&self, clock_ratio: f64) -> Option<DeviceProfile> {
+        if (clock_ratio - 1.0).abs() < 1e-9 {
+            return Some(self.clone());
+        }
+        let point = self.power.dvfs.iter().find(|p| (p.clock_ratio.get() - clock_ratio).abs() < 1e-9)?;
+        let mut scaled = self.clone();
+        for tflops in scaled.compute.peak_tflops.values_mut() {
+            *tflops = Positive::new(tflops.get() * clock_ratio).expect("scaled peak stays positive");
+        }
+        scaled.power.max_w = point.max_w;
+        Some(scaled)
     }
 
     /// Memory capacity in bytes.

@@ -13,7 +13,7 @@ pub use catalog::{
     bundled_scenario, Catalog, BUNDLED_CALIBRATIONS, BUNDLED_DEVICES, BUNDLED_LINKS, BUNDLED_MODELS, BUNDLED_NODES,
     BUNDLED_SCENARIOS,
 };
-pub use device::{ComputeSpec, DeviceKind, DeviceProfile, Dtype, MemorySpec, Overheads, PowerSpec};
+pub use device::{ComputeSpec, DeviceKind, DeviceProfile, Dtype, DvfsPoint, MemorySpec, Overheads, PowerSpec};
 pub use link::{LinkKind, LinkProfile};
 pub use node::{DeviceGroup, Interconnect, NodeProfile, ScaleOut, Topology};
 
@@ -29,9 +29,11 @@ pub(crate) fn check_sources(
     numeric_fields: &[String],
 ) -> Result<()> {
     for field in numeric_fields {
-        let covered = sources
-            .keys()
-            .any(|key| field == key || (field.starts_with(key.as_str()) && field[key.len()..].starts_with('.')));
+        let covered = sources.keys().any(|key| {
+            field == key
+                || (field.starts_with(key.as_str())
+                    && (field[key.len()..].starts_with('.') || field[key.len()..].starts_with('[')))
+        });
         if !covered {
             return Err(source.error(
                 field,

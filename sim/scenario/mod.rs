@@ -114,7 +114,19 @@ impl Scenario {
     /// Validates a parsed source.
     pub fn from_source(source: &YamlSource, overrides: &Overrides) -> Result<Scenario> {
         let file: ScenarioFile = source.parse()?;
-        let catalog = Catalog::bundled()?;
+        Self::from_parsed(file, source, overrides, None, &Catalog::bundled()?)
+    }
+
+    /// Validates an already-parsed file (as plan search builds them). `source` gives error
+    /// locations and the folder relative paths resolve against; `requests`, when given,
+    /// replaces loading the workload again.
+    pub fn from_parsed(
+        file: ScenarioFile,
+        source: &YamlSource,
+        overrides: &Overrides,
+        requests: Option<Vec<RequestSpec>>,
+        catalog: &Catalog,
+    ) -> Result<Scenario> {
         let model = catalog.model(&file.model, source, "model")?;
         let weight_dtype = file.dtype.or(model.published_dtype).unwrap_or(Dtype::Bf16);
         let weight_dtype = if weight_dtype == Dtype::Fp32 { Dtype::Bf16 } else { weight_dtype };
@@ -129,6 +141,17 @@ impl Scenario {
         for (index, pool) in file.deployment.pools.iter().enumerate() {
             let field = format!("deployment.pools[{index}]");
             let device = catalog.device(&pool.device, source, &format!("{field}.device"))?;
+            let device = device.at_clock(pool.clock_ratio.get()).ok_or_else(|| {
+                source.error(
+                    &format!("{field}.clock_ratio"),
+                    format!(
+                        "{} has no DVFS point at clock ratio {}; it offers: 1{}",
+                        device.name,
+                        pool.clock_ratio,
+                        device.power.dvfs.iter().map(|p| format!(", {}", p.clock_ratio)).collect::<String>()
+                    ),
+                )
+            })?;
             let tensor_parallel = pool.tensor_parallel.get();
             if model.attention_heads % tensor_parallel != 0 {
                 return Err(source.error(
@@ -221,13 +244,16 @@ impl Scenario {
                 calibration: p.calibration.as_deref(),
             })
             .collect();
-        let fabric = placement::build_fabric(&file, source, &catalog, &demands)?;
+        let fabric = placement::build_fabric(&file, source, catalog, &demands)?;
         let placements = placement::place(&fabric, source, &demands)?;
         for (pool, placements) in pools.iter_mut().zip(placements) {
             pool.placements = placements;
         }
         let seed = overrides.seed.unwrap_or(file.seed);
-        let requests = crate::workload::load(&file.workload, source, seed)?;
+        let requests = match requests {
+            Some(requests) => requests,
+            None => crate::workload::load(&file.workload, source, seed)?,
+        };
         let name = file.name.clone().unwrap_or_else(|| {
             Path::new(&source.name).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
         });

@@ -113,6 +113,9 @@ pub struct PoolSection {
     /// has more than one device).
     #[serde(default)]
     pub interconnect: Option<String>,
+    /// Core clock relative to full (DVFS), one of the device profile's `power.dvfs` points or 1.
+    #[serde(default = "full_clock")]
+    pub clock_ratio: Fraction,
     /// Host (CPU) cost of launching one kernel in the serving framework, µs: an iteration takes
     /// at least kernels × this. Eager PyTorch without CUDA graphs is launch-bound at ~30–40 µs
     /// a kernel; engines that replay CUDA graphs (vLLM decode, TensorRT-LLM) are not (omit).
@@ -135,6 +138,9 @@ pub struct PoolSection {
 
 fn one() -> Count {
     Count::new(1).expect("1 is a count")
+}
+fn full_clock() -> Fraction {
+    Fraction::new(1.0).expect("1 is a fraction")
 }
 fn default_memory_utilization() -> Fraction {
     Fraction::new(0.9).expect("0.9 is a fraction")
