@@ -64,6 +64,18 @@ fn main() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let started = Instant::now();
+    let out = std::env::temp_dir().join(format!("servesim-bench-search-{}", std::process::id()));
+    let search = Command::new(env!("CARGO_BIN_EXE_servesim"))
+        .args(["search", "scenarios/search/llama70b-azure.yaml", "--out"])
+        .arg(&out)
+        .current_dir(root)
+        .output()
+        .expect("servesim search runs");
+    assert!(search.status.success(), "{}", String::from_utf8_lossy(&search.stderr));
+    let _ = std::fs::remove_dir_all(&out);
+    let summary = String::from_utf8_lossy(&search.stdout).lines().next().unwrap_or_default().to_string();
+    println!("search scenarios/search/llama70b-azure.yaml: {:.1} s wall; {summary}", started.elapsed().as_secs_f64());
     for scenario in [
         "benches/scenarios/azure-conv-full.yaml",
         "benches/scenarios/synthetic-1m.yaml",

@@ -398,6 +398,18 @@ fn profiles() -> anyhow::Result<()> {
             link.display_name
         );
     }
+    println!("\nnodes ({}):", catalog.nodes.len());
+    for node in catalog.nodes.values() {
+        let devices: Vec<String> = node.devices.iter().map(|g| format!("{} × {}", g.count, g.device)).collect();
+        let links: Vec<String> =
+            node.interconnects.iter().map(|i| format!("{} ({:?})", i.link, i.topology).to_lowercase()).collect();
+        let nic = node.scale_out.as_ref().map_or(String::new(), |s| format!("; NICs {}", s.link));
+        println!("  {:<20} {}; {}{nic}", node.name, devices.join(" + "), links.join(", "));
+    }
+    println!("\ncalibrations ({}):", servesim::hardware::BUNDLED_CALIBRATIONS.len());
+    for (name, _) in servesim::hardware::BUNDLED_CALIBRATIONS {
+        println!("  {name}");
+    }
     println!("\nmodels ({}):", BUNDLED_MODELS.len());
     println!(
         "  {:<16} {:<14} {:>9} {:>9} {:>14} {:>9}",
