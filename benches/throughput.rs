@@ -76,6 +76,23 @@ fn main() {
     let _ = std::fs::remove_dir_all(&out);
     let summary = String::from_utf8_lossy(&search.stdout).lines().next().unwrap_or_default().to_string();
     println!("search scenarios/search/llama70b-azure.yaml: {:.1} s wall; {summary}", started.elapsed().as_secs_f64());
+    // Plotting the full Azure conversation run (19,366 requests, every batch on the timeline).
+    let out = std::env::temp_dir().join(format!("servesim-bench-plots-{}", std::process::id()));
+    let run = Command::new(env!("CARGO_BIN_EXE_servesim"))
+        .args(["run", "benches/scenarios/azure-conv-full.yaml", "--plots", "--out"])
+        .arg(&out)
+        .current_dir(root)
+        .output()
+        .expect("servesim runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let started = Instant::now();
+    let replot = Command::new(env!("CARGO_BIN_EXE_servesim")).arg("plot").arg(&out).output().expect("servesim plots");
+    assert!(replot.status.success(), "{}", String::from_utf8_lossy(&replot.stderr));
+    println!(
+        "plot (servesim plot) of the full Azure conversation run: {:.2} s wall for 10 files",
+        started.elapsed().as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&out);
     for scenario in [
         "benches/scenarios/azure-conv-full.yaml",
         "benches/scenarios/synthetic-1m.yaml",

@@ -5,7 +5,9 @@ use servesim::cluster::simulate;
 use servesim::hardware::{Catalog, Dtype, BUNDLED_MODELS};
 use servesim::metrics::Summary;
 use servesim::model::ModelSpec;
-use servesim::report::{render_summary_table, write_run};
+use servesim::report::{
+    plot_dir, plot_knee, plot_run, render_summary_table, write_run, write_trace, SweepPoint, TraceWindow,
+};
 use servesim::scenario::{Overrides, Scenario, DEFAULT_SCENARIO};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +37,32 @@ enum Command {
         /// Print nothing but errors.
         #[arg(long, short)]
         quiet: bool,
+        /// Also draw plots (SVG and PNG) into the output folder.
+        #[arg(long)]
+        plots: bool,
+        /// Also write trace.json, a Chrome trace-event timeline for Perfetto.
+        #[arg(long)]
+        trace: bool,
+        /// Keep only trace events overlapping START..END seconds (implies --trace).
+        #[arg(long, value_name = "START..END")]
+        trace_window: Option<String>,
+    },
+    /// Re-draw the plots of a run, sweep or search output folder without simulating.
+    Plot {
+        /// Output folder of `servesim run`, `sweep` or `search`.
+        dir: PathBuf,
+    },
+    /// Run a scenario at several loads (multiples of its arrival rate) and draw the latency
+    /// vs. load curve; writes sweep.csv and knee.svg/png.
+    Sweep {
+        /// Scenario YAML file (default: the bundled quickstart).
+        scenario: Option<PathBuf>,
+        /// Load multipliers: 2 replays the workload twice as fast.
+        #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75,1,1.25,1.5,1.75,2")]
+        loads: Vec<f64>,
+        /// Output folder (default: reports/sweep-<scenario name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Check scenario files (and the traces and profiles they name) without running them.
     Validate {
@@ -96,9 +124,21 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Run { scenario: None, out: None, seed: None, quiet: false });
+    let command = cli.command.unwrap_or(Command::Run {
+        scenario: None,
+        out: None,
+        seed: None,
+        quiet: false,
+        plots: false,
+        trace: false,
+        trace_window: None,
+    });
     let result = match command {
-        Command::Run { scenario, out, seed, quiet } => run(scenario, out, seed, quiet),
+        Command::Run { scenario, out, seed, quiet, plots, trace, trace_window } => {
+            run(scenario, out, seed, quiet, plots, trace, trace_window.as_deref())
+        }
+        Command::Plot { dir } => plot(&dir),
+        Command::Sweep { scenario, loads, out } => sweep(scenario, &loads, out),
         Command::Validate { files } => validate(&files),
         Command::Profiles => profiles(),
         Command::Search { spec, out, threads, shard } => search(&spec, out, threads, shard.as_deref()),
@@ -123,21 +163,48 @@ fn load(path: Option<&PathBuf>, overrides: &Overrides) -> anyhow::Result<Scenari
     })
 }
 
-fn run(path: Option<PathBuf>, out: Option<PathBuf>, seed: Option<u64>, quiet: bool) -> anyhow::Result<()> {
+fn run(
+    path: Option<PathBuf>,
+    out: Option<PathBuf>,
+    seed: Option<u64>,
+    quiet: bool,
+    plots: bool,
+    trace: bool,
+    trace_window: Option<&str>,
+) -> anyhow::Result<()> {
     let overrides = Overrides { seed };
-    let scenario = load(path.as_ref(), &overrides)?;
+    let window = match trace_window {
+        Some(text) => Some(TraceWindow::parse(text).map_err(|e| anyhow::anyhow!("--trace-window: {e}"))?),
+        None if trace => Some(TraceWindow::ALL),
+        None => None,
+    };
+    let mut scenario = load(path.as_ref(), &overrides)?;
+    scenario.record_timeline = plots || window.is_some();
     let started = Instant::now();
     let output = simulate(&scenario);
     let wall_s = started.elapsed().as_secs_f64();
     let summary = Summary::compute(&scenario, &output);
     let out_dir = out.unwrap_or_else(|| PathBuf::from("reports").join(&scenario.name));
-    let written = write_run(&out_dir, &summary, &output.recorder)?;
+    let written = write_run(&out_dir, &summary, &output)?;
+    let mut extra = Vec::new();
+    if let Some(window) = window {
+        let path = out_dir.join("trace.json");
+        write_trace(&path, &scenario, &output, window)?;
+        extra.push(path);
+    }
+    if plots {
+        let started = Instant::now();
+        extra.extend(plot_run(&out_dir)?);
+        if !quiet {
+            eprintln!("plotted in {:.2} s", started.elapsed().as_secs_f64());
+        }
+    }
     if !quiet {
         print!("{}", render_summary_table(&summary));
         println!();
         println!("wrote {} and {}", written.summary.display(), written.requests.display());
-        if let Some(gaps) = written.token_gaps {
-            println!("wrote {}", gaps.display());
+        for path in written.token_gaps.iter().chain(&written.timeline).chain(&extra) {
+            println!("wrote {}", path.display());
         }
         let memory = peak_memory_mib().map_or_else(String::new, |mib| format!(", peak memory {mib:.0} MiB"));
         eprintln!(
@@ -195,6 +262,82 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn plot(dir: &std::path::Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let files = plot_dir(dir)?;
+    for file in &files {
+        println!("wrote {}", file.display());
+    }
+    eprintln!("plotted {} files in {:.2} s", files.len(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn sweep(path: Option<PathBuf>, loads: &[f64], out: Option<PathBuf>) -> anyhow::Result<()> {
+    use rayon::prelude::*;
+    use servesim::engine::SimTime;
+    if loads.is_empty() || loads.iter().any(|l| !l.is_finite() || *l <= 0.0) {
+        anyhow::bail!("--loads: give positive multipliers, e.g. 0.5,1,2");
+    }
+    let scenario = load(path.as_ref(), &Overrides::default())?;
+    let out = out.unwrap_or_else(|| PathBuf::from("reports").join(format!("sweep-{}", scenario.name)));
+    let span = scenario.requests.last().map_or(0.0, |r| r.arrival.as_secs_f64());
+    let base_rate = if span > 0.0 { scenario.requests.len() as f64 / span } else { 0.0 };
+    let points: Vec<(f64, Summary)> = loads
+        .par_iter()
+        .map(|&load| {
+            let mut scaled = scenario.clone();
+            for request in &mut scaled.requests {
+                request.arrival = SimTime::from_secs_f64(request.arrival.as_secs_f64() / load);
+            }
+            let output = simulate(&scaled);
+            (load, Summary::compute(&scaled, &output))
+        })
+        .collect();
+    std::fs::create_dir_all(&out)?;
+    let mut csv = String::from(
+        "load,offered_rps,ttft_p50_s,ttft_p99_s,tpot_p50_s,tpot_p99_s,e2e_p50_s,e2e_p99_s,fraction_meeting_slo,output_tokens_per_s\n",
+    );
+    let mut sweep_points = Vec::new();
+    for (load, s) in &points {
+        let l = &s.latency;
+        csv += &format!(
+            "{load},{},{},{},{},{},{},{},{},{}\n",
+            base_rate * load,
+            l.ttft_s.p50,
+            l.ttft_s.p99,
+            l.tpot_s.p50,
+            l.tpot_s.p99,
+            l.e2e_s.p50,
+            l.e2e_s.p99,
+            s.goodput.fraction_meeting_slo,
+            s.throughput.output_tokens_per_s
+        );
+        sweep_points.push(SweepPoint {
+            offered_rps: base_rate * load,
+            ttft_p50_s: l.ttft_s.p50,
+            ttft_p99_s: l.ttft_s.p99,
+            tpot_p50_s: l.tpot_s.p50,
+            tpot_p99_s: l.tpot_s.p99,
+            fraction_meeting_slo: s.goodput.fraction_meeting_slo,
+        });
+        println!(
+            "load {load:>5.2}× ({:>7.2} req/s): TTFT p50 {:.3} s p99 {:.3} s, TPOT p50 {:.4} s p99 {:.4} s, {:.1}% within SLO",
+            base_rate * load,
+            l.ttft_s.p50,
+            l.ttft_s.p99,
+            l.tpot_s.p50,
+            l.tpot_s.p99,
+            s.goodput.fraction_meeting_slo * 100.0
+        );
+    }
+    std::fs::write(out.join("sweep.csv"), csv)?;
+    for file in plot_knee(&out, &scenario.name, &sweep_points)? {
+        println!("wrote {}", file.display());
+    }
+    println!("wrote {}", out.join("sweep.csv").display());
+    Ok(())
+}
+
 fn search(
     spec_path: &std::path::Path,
     out: Option<PathBuf>,
@@ -245,9 +388,10 @@ fn search(
     }
     let outputs = finalize(&spec, rows)?;
     outputs.write(&out)?;
+    servesim::report::plot_search(&out)?;
     print!("{}", outputs.table);
     println!(
-        "wrote {}/{{search.csv, pareto.csv, rows.csv{}}}",
+        "wrote {}/{{search.csv, pareto.csv, rows.csv, pareto_energy.svg/png, pareto_cost.svg/png{}}}",
         out.display(),
         if outputs.best_yaml.is_some() { ", best.yaml" } else { "" }
     );
@@ -263,6 +407,7 @@ fn merge(spec_path: &std::path::Path, shards: &[PathBuf], out: &std::path::Path)
     }
     let outputs = finalize(&spec, rows)?;
     outputs.write(out)?;
+    servesim::report::plot_search(out)?;
     print!("{}", outputs.table);
     println!("wrote {}", out.display());
     Ok(())

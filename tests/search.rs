@@ -76,6 +76,10 @@ fn three_shards_merged_equal_one_run_byte_for_byte() {
     for file in ["rows.csv", "search.csv", "pareto.csv", "best.yaml"] {
         assert_eq!(read(&whole, file), read(&merged, file), "{file} differs");
     }
+    // The Pareto plots are drawn from the merged files too.
+    for file in ["pareto_energy.png", "pareto_cost.png", "pareto_energy.svg"] {
+        assert!(whole.join(file).is_file() && merged.join(file).is_file(), "{file}");
+    }
 }
 
 #[test]

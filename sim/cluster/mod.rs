@@ -13,7 +13,7 @@ use crate::cost::{CostModel, Efficiency, ProfileEfficiency, RooflineCostModel};
 use crate::engine::{self, EventQueue, RunStats, SimTime, World};
 use crate::metrics::Recorder;
 use crate::scenario::{PoolPlan, ReplicaPlacement, Scenario};
-use crate::serving::{BlockPool, Replica, ReplicaHardware, ReplicaStats, RequestSpec, Started};
+use crate::serving::{BlockPool, IterationRecord, Replica, ReplicaHardware, ReplicaStats, RequestSpec, Started};
 use std::sync::Arc;
 
 /// Events of a serving simulation.
@@ -36,6 +36,8 @@ pub struct RunOutput {
     pub replicas: Vec<ReplicaReport>,
     /// Engine counters.
     pub engine: RunStats,
+    /// Every batch, by start time, when the scenario asked for a timeline.
+    pub timeline: Vec<IterationRecord>,
 }
 
 /// A replica's counters with what is needed to interpret them.
@@ -107,6 +109,9 @@ impl Cluster {
                         max_power_w: pool.device.power.max_w.get(),
                     },
                 ));
+                if scenario.record_timeline {
+                    replicas.last_mut().expect("just pushed").record_timeline();
+                }
                 replica_pool.push(pool_index);
             }
         }
@@ -154,7 +159,18 @@ impl Cluster {
                 }
             })
             .collect();
-        RunOutput { recorder: self.recorder, replicas, engine: RunStats { events_delivered: 0, end_time: end } }
+        let mut timeline: Vec<IterationRecord> = Vec::new();
+        for (index, replica) in self.replicas.iter_mut().enumerate() {
+            timeline
+                .extend(replica.take_timeline().into_iter().map(|r| IterationRecord { replica: index as u32, ..r }));
+        }
+        timeline.sort_by_key(|r| (r.start, r.replica));
+        RunOutput {
+            recorder: self.recorder,
+            replicas,
+            engine: RunStats { events_delivered: 0, end_time: end },
+            timeline,
+        }
     }
 
     fn started(queue: &mut EventQueue<Event>, replica: usize, started: Option<Started>) {

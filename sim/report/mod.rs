@@ -1,10 +1,15 @@
 //! Writing a run's results: `summary.json`, `requests.csv`, `token_gaps.csv` and the terminal
 //! table. Output is a pure function of the records, so equal runs give equal bytes.
 
+mod perfetto;
+mod plots;
 mod table;
 
+pub use perfetto::{write_trace, TraceWindow};
+pub use plots::{plot_dir, plot_knee, plot_run, plot_search, SweepPoint};
 pub use table::render_summary_table;
 
+use crate::cluster::RunOutput;
 use crate::error::{Error, Result};
 use crate::metrics::{Recorder, Summary};
 use std::fs;
@@ -20,6 +25,8 @@ pub struct WrittenFiles {
     pub requests: PathBuf,
     /// token_gaps.csv, when gaps were kept.
     pub token_gaps: Option<PathBuf>,
+    /// timeline.csv, when batches were recorded.
+    pub timeline: Option<PathBuf>,
 }
 
 fn create(path: &Path) -> Result<BufWriter<fs::File>> {
@@ -27,7 +34,8 @@ fn create(path: &Path) -> Result<BufWriter<fs::File>> {
 }
 
 /// Writes the run's files into `dir` (created if missing).
-pub fn write_run(dir: &Path, summary: &Summary, recorder: &Recorder) -> Result<WrittenFiles> {
+pub fn write_run(dir: &Path, summary: &Summary, run: &RunOutput) -> Result<WrittenFiles> {
+    let recorder = &run.recorder;
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create output folder", e))?;
     let summary_path = dir.join("summary.json");
     let json = serde_json::to_string_pretty(summary).expect("summary serializes");
@@ -44,7 +52,43 @@ pub fn write_run(dir: &Path, summary: &Summary, recorder: &Recorder) -> Result<W
         }
         None => None,
     };
-    Ok(WrittenFiles { summary: summary_path, requests: requests_path, token_gaps })
+    let timeline = if run.timeline.is_empty() {
+        None
+    } else {
+        let path = dir.join("timeline.csv");
+        write_timeline(&path, run).map_err(|e| Error::io(&path, "cannot write", e))?;
+        Some(path)
+    };
+    Ok(WrittenFiles { summary: summary_path, requests: requests_path, token_gaps, timeline })
+}
+
+fn write_timeline(path: &Path, run: &RunOutput) -> std::io::Result<()> {
+    let mut out = create(path).map_err(|e| std::io::Error::other(e.to_string()))?;
+    writeln!(
+        out,
+        "replica,start_s,stage_s,done_s,sequences,prefill_tokens,decode_tokens,kv_used_blocks,kv_capacity_blocks,waiting,power_w,idle_power_w,devices"
+    )?;
+    for r in &run.timeline {
+        let replica = &run.replicas[r.replica as usize];
+        writeln!(
+            out,
+            "{},{:.9},{:.9},{:.9},{},{},{},{},{},{},{:.3},{:.3},{}",
+            r.replica,
+            r.start.as_secs_f64(),
+            r.stage_ns as f64 * 1e-9,
+            r.done.as_secs_f64(),
+            r.sequences,
+            r.prefill_tokens,
+            r.decode_tokens,
+            r.kv_used_blocks,
+            replica.kv_capacity_blocks,
+            r.waiting,
+            r.power_w,
+            replica.idle_power_w,
+            replica.devices
+        )?;
+    }
+    out.flush()
 }
 
 fn opt(value: Option<f64>) -> String {

@@ -88,6 +88,8 @@ pub struct Scenario {
     pub slo: Slo,
     /// Whether to keep every gap for token_gaps.csv.
     pub keep_token_gaps: bool,
+    /// Whether to record every batch (for plots and traces).
+    pub record_timeline: bool,
     /// Simulation horizon.
     pub max_time: Option<SimTime>,
 }
@@ -274,6 +276,7 @@ impl Scenario {
                 e2e_s: file.slo.e2e_s.map(|v| v.get()),
             },
             keep_token_gaps: file.output.token_gaps,
+            record_timeline: false,
             max_time: file.max_time_s.map(|t| SimTime::from_secs_f64(t.get())),
             file,
         })

@@ -12,7 +12,7 @@ mod replica;
 
 pub use kv_cache::BlockPool;
 pub use policy::Policy;
-pub use replica::{Replica, ReplicaHardware, ReplicaStats, SchedulerConfig, Started};
+pub use replica::{IterationRecord, Replica, ReplicaHardware, ReplicaStats, SchedulerConfig, Started};
 
 use crate::engine::SimTime;
 

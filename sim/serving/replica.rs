@@ -59,6 +59,31 @@ pub struct ReplicaStats {
     pub decode_tokens: u64,
 }
 
+/// One batch as it ran, for timelines and plots.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IterationRecord {
+    /// Replica index (set by the cluster).
+    pub replica: u32,
+    /// When the batch entered the first stage.
+    pub start: SimTime,
+    /// Time in each stage, ns.
+    pub stage_ns: u64,
+    /// When it left the last stage.
+    pub done: SimTime,
+    /// Sequences in the batch.
+    pub sequences: u32,
+    /// Prompt tokens computed.
+    pub prefill_tokens: u32,
+    /// Decode tokens computed.
+    pub decode_tokens: u32,
+    /// KV blocks in use once the batch's blocks were reserved.
+    pub kv_used_blocks: u64,
+    /// Requests waiting when it started.
+    pub waiting: u32,
+    /// Power of each device during the batch, W.
+    pub power_w: f64,
+}
+
 /// Times at which a started batch frees the first stage and completes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Started {
@@ -141,6 +166,7 @@ pub struct Replica {
     spare_members: Vec<Vec<(usize, u64)>>,
     stage_free_at: Vec<SimTime>,
     preempted_this_iteration: bool,
+    timeline: Option<Vec<IterationRecord>>,
     outstanding_tokens: u64,
     last_change: SimTime,
     stats: ReplicaStats,
@@ -167,10 +193,21 @@ impl Replica {
             spare_members: Vec::new(),
             stage_free_at: vec![SimTime::ZERO; hardware.stages.max(1) as usize],
             preempted_this_iteration: false,
+            timeline: None,
             outstanding_tokens: 0,
             last_change: SimTime::ZERO,
             stats: ReplicaStats::default(),
         }
+    }
+
+    /// Keeps a record of every batch (for plots and traces; off by default to save memory).
+    pub fn record_timeline(&mut self) {
+        self.timeline.get_or_insert_with(Vec::new);
+    }
+
+    /// The batches recorded so far.
+    pub fn take_timeline(&mut self) -> Vec<IterationRecord> {
+        self.timeline.take().unwrap_or_default()
     }
 
     /// Prompt and output tokens not yet produced by requests routed here (the
@@ -318,6 +355,21 @@ impl Replica {
             let end = start + cost.duration_ns;
             self.stage_free_at[stage] = end;
             ready = if stage + 1 < stages { end + cost.transfer_ns } else { end };
+        }
+        if let Some(timeline) = &mut self.timeline {
+            let h = &self.hardware;
+            timeline.push(IterationRecord {
+                replica: 0,
+                start: now,
+                stage_ns: cost.duration_ns,
+                done: ready,
+                sequences: members.len() as u32,
+                prefill_tokens: batch.prefill_tokens as u32,
+                decode_tokens: batch.decode_tokens as u32,
+                kv_used_blocks: self.kv.used_blocks(),
+                waiting: self.waiting.len() as u32,
+                power_w: h.idle_power_w + (h.max_power_w - h.idle_power_w) * cost.activity(),
+            });
         }
         self.batches.push_back(Batch { members, done: ready });
         Some(Started {

@@ -1,0 +1,137 @@
+//! A Chrome trace-event JSON timeline of one run (opens in Perfetto and chrome://tracing):
+//! a process per replica with a track per device (one slice per batch, with its size and
+//! token counts), a track per pipeline hand-off (the activation transfer between stages), and
+//! each request as an async slice from arrival to its last token with its queueing nested.
+//!
+//! With pipeline parallelism the record holds the batch's first-stage start and last-stage
+//! end; the stages in between are drawn evenly spaced in that interval.
+
+use crate::cluster::RunOutput;
+use crate::error::{Error, Result};
+use crate::metrics::RequestStatus;
+use crate::scenario::Scenario;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Only events overlapping `[start_s, end_s]` are written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceWindow {
+    /// Start, s.
+    pub start_s: f64,
+    /// End, s.
+    pub end_s: f64,
+}
+
+impl TraceWindow {
+    /// Everything.
+    pub const ALL: TraceWindow = TraceWindow { start_s: 0.0, end_s: f64::INFINITY };
+
+    /// Parses `START..END` (seconds; either side may be empty).
+    pub fn parse(text: &str) -> std::result::Result<TraceWindow, String> {
+        let (a, b) = text.split_once("..").ok_or_else(|| format!("expected START..END in seconds, found {text:?}"))?;
+        let parse = |s: &str, default: f64| -> std::result::Result<f64, String> {
+            if s.trim().is_empty() {
+                Ok(default)
+            } else {
+                s.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| format!("{s:?} is not a time in seconds"))
+            }
+        };
+        let window = TraceWindow { start_s: parse(a, 0.0)?, end_s: parse(b, f64::INFINITY)? };
+        if window.end_s <= window.start_s {
+            return Err(format!("the window {text:?} is empty"));
+        }
+        Ok(window)
+    }
+
+    fn overlaps(&self, start_s: f64, end_s: f64) -> bool {
+        end_s >= self.start_s && start_s <= self.end_s
+    }
+}
+
+fn us(seconds: f64) -> f64 {
+    (seconds * 1e6 * 1000.0).round() / 1000.0
+}
+
+/// Writes `trace.json` for `run` of `scenario`.
+pub fn write_trace(path: &Path, scenario: &Scenario, run: &RunOutput, window: TraceWindow) -> Result<()> {
+    let mut events: Vec<Value> = Vec::new();
+    let devices = scenario.fabric.devices();
+    let placements: Vec<(&crate::scenario::PoolPlan, &crate::scenario::ReplicaPlacement)> =
+        scenario.pools.iter().flat_map(|pool| pool.placements.iter().map(move |p| (pool, p))).collect();
+    for (replica, (pool, placement)) in placements.iter().enumerate() {
+        let pid = replica + 1;
+        events.push(json!({"name": "process_name", "ph": "M", "pid": pid,
+            "args": {"name": format!("replica {replica} ({} × {}, TP{} PP{})", placement.devices.len(), pool.device.name, pool.tensor_parallel, pool.pipeline_parallel)}}));
+        for (position, &device) in placement.devices.iter().enumerate() {
+            let stage = position as u64 / pool.tensor_parallel;
+            events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": device + 1,
+                "args": {"name": format!("{} (stage {stage})", devices[device].label())}}));
+        }
+        for boundary in 1..pool.pipeline_parallel {
+            events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": 100_000 + boundary,
+                "args": {"name": format!("link stage {} → {boundary}", boundary - 1)}}));
+        }
+        events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "requests"}}));
+    }
+    for record in &run.timeline {
+        let (start, done) = (record.start.as_secs_f64(), record.done.as_secs_f64());
+        if !window.overlaps(start, done) {
+            continue;
+        }
+        let (pool, placement) = placements[record.replica as usize];
+        let pid = record.replica as usize + 1;
+        let stages = pool.pipeline_parallel.max(1);
+        let stage_s = record.stage_ns as f64 * 1e-9;
+        // Stage k starts at an even share of the slack between the first stage's start and
+        // the last stage's end.
+        let gap =
+            if stages > 1 { ((done - start) - stage_s * stages as f64).max(0.0) / (stages - 1) as f64 } else { 0.0 };
+        let args = json!({"sequences": record.sequences, "prefill_tokens": record.prefill_tokens,
+            "decode_tokens": record.decode_tokens, "kv_blocks_used": record.kv_used_blocks, "waiting": record.waiting});
+        for (position, &device) in placement.devices.iter().enumerate() {
+            let stage = position as u64 / pool.tensor_parallel;
+            let stage_start = start + stage as f64 * (stage_s + gap);
+            events.push(json!({"name": "batch", "cat": "batch", "ph": "X", "pid": pid, "tid": device + 1,
+                "ts": us(stage_start), "dur": us(stage_s), "args": args}));
+        }
+        for boundary in 1..stages {
+            let from = start + (boundary - 1) as f64 * (stage_s + gap) + stage_s;
+            events.push(
+                json!({"name": "activations", "cat": "transfer", "ph": "X", "pid": pid, "tid": 100_000 + boundary,
+                "ts": us(from), "dur": us(gap), "args": {"tokens": record.prefill_tokens + record.decode_tokens}}),
+            );
+        }
+    }
+    for record in run.recorder.records() {
+        let (Some(replica), Some(last)) = (record.replica, record.last_token) else { continue };
+        let arrival = record.spec.arrival.as_secs_f64();
+        if record.status != RequestStatus::Completed || !window.overlaps(arrival, last.as_secs_f64()) {
+            continue;
+        }
+        let pid = replica as usize + 1;
+        let id = record.spec.id;
+        let name = format!("request {id}");
+        let args = json!({"input_tokens": record.spec.input_tokens, "output_tokens": record.spec.output_tokens, "preemptions": record.preemptions});
+        events.push(json!({"name": name, "cat": "request", "ph": "b", "id": id, "pid": pid, "tid": 0, "ts": us(arrival), "args": args}));
+        if let Some(scheduled) = record.first_scheduled {
+            events.push(json!({"name": "queued", "cat": "request", "ph": "b", "id": id, "pid": pid, "tid": 0, "ts": us(arrival)}));
+            events.push(json!({"name": "queued", "cat": "request", "ph": "e", "id": id, "pid": pid, "tid": 0, "ts": us(scheduled.as_secs_f64())}));
+        }
+        if let Some(first) = record.first_token {
+            events.push(json!({"name": "first token", "cat": "request", "ph": "n", "id": id, "pid": pid, "tid": 0, "ts": us(first.as_secs_f64())}));
+        }
+        events.push(json!({"name": name, "cat": "request", "ph": "e", "id": id, "pid": pid, "tid": 0, "ts": us(last.as_secs_f64())}));
+    }
+    let trace = json!({
+        "displayTimeUnit": "ms",
+        "otherData": {"scenario": scenario.name, "seed": scenario.seed,
+            "window_s": [window.start_s, if window.end_s.is_finite() { json!(window.end_s) } else { Value::Null }]},
+        "traceEvents": events,
+    });
+    let text = serde_json::to_string(&trace).expect("trace serializes");
+    std::fs::write(path, text).map_err(|e| Error::io(path, "cannot write", e))
+}
