@@ -232,6 +232,35 @@ fn bins(end: f64) -> (usize, f64) {
     (count, (end / count as f64).max(1e-9))
 }
 
+/// Stacked panels of values binned over simulated time (bin i covers [i·width, (i+1)·width)).
+fn time_series_panels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    panels: &[(&str, &[f64], &str)],
+    width: f64,
+    end: f64,
+    color: RGBColor,
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((panels.len(), 1));
+    for (area, (name, values, unit)) in areas.iter().zip(panels) {
+        let max = values.iter().copied().fold(1e-9, f64::max) * 1.1;
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{title}: {name}"), ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..end, 0f64..max)?;
+        chart.configure_mesh().x_desc("simulated time (s)").y_desc(*unit).draw()?;
+        let points = values.iter().enumerate().map(|(i, v)| ((i as f64 + 0.5) * width, *v));
+        chart.draw_series(LineSeries::new(points, color))?;
+    }
+    Ok(())
+}
+
 fn draw_load<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &RunData) -> PlotResult
 where
     DB::ErrorType: 'static,
@@ -239,7 +268,6 @@ where
     if data.timeline.is_empty() {
         return empty_note(root, "throughput and queue", "no batches were run");
     }
-    root.fill(&WHITE)?;
     let end = data.timeline.iter().map(|r| r.done_s).fold(0.0, f64::max).max(1e-9);
     let (n, width) = bins(end);
     let mut tokens = vec![0.0; n];
@@ -249,25 +277,9 @@ where
         waiting[((r.start_s / width) as usize).min(n - 1)].insert(r.replica, r.waiting);
     }
     let queue: Vec<f64> = waiting.iter().map(|m| m.values().sum()).collect();
-    let halves = root.split_evenly((2, 1));
-    for (area, (name, values, unit)) in halves
-        .iter()
-        .zip([("tokens computed per second", &tokens, "tokens/s"), ("requests waiting", &queue, "requests")])
-    {
-        let max = values.iter().copied().fold(1.0, f64::max) * 1.1;
-        let mut chart = ChartBuilder::on(area)
-            .caption(format!("{}: {name}", data.title), ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..end, 0f64..max)?;
-        chart.configure_mesh().x_desc("simulated time (s)").y_desc(unit).draw()?;
-        chart.draw_series(LineSeries::new(
-            values.iter().enumerate().map(|(i, v)| ((i as f64 + 0.5) * width, *v)),
-            BLUE,
-        ))?;
-    }
-    Ok(())
+    let panels: [(&str, &[f64], &str); 2] =
+        [("tokens computed per second", &tokens, "tokens/s"), ("requests waiting", &queue, "requests")];
+    time_series_panels(root, &data.title, &panels, width, end, BLUE)
 }
 
 fn draw_kv<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &RunData) -> PlotResult
@@ -322,7 +334,6 @@ where
     if data.timeline.is_empty() {
         return empty_note(root, "utilisation and power", "no batches were run");
     }
-    root.fill(&WHITE)?;
     let end = data.timeline.iter().map(|r| r.done_s).fold(0.0, f64::max).max(1e-9);
     let (n, width) = bins(end);
     // Busy device-seconds and extra (above idle) energy per bin; idle power of every device.
@@ -350,25 +361,9 @@ where
     let base_w: f64 = idle_w.values().map(|(w, d)| w * d).sum();
     let utilisation: Vec<f64> = busy.iter().map(|b| (b / (width * total_devices)).min(1.0)).collect();
     let power: Vec<f64> = extra_energy.iter().map(|e| base_w + e / width).collect();
-    let halves = root.split_evenly((2, 1));
-    let series = [
-        ("device busy fraction (all devices)", utilisation, 1.05, "fraction"),
-        ("power of all devices", power.clone(), power.iter().copied().fold(1.0, f64::max) * 1.1, "W"),
-    ];
-    for (area, (name, values, max, unit)) in halves.iter().zip(series) {
-        let mut chart = ChartBuilder::on(area)
-            .caption(format!("{}: {name}", data.title), ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..end, 0f64..max)?;
-        chart.configure_mesh().x_desc("simulated time (s)").y_desc(unit).draw()?;
-        chart.draw_series(LineSeries::new(
-            values.iter().enumerate().map(|(i, v)| ((i as f64 + 0.5) * width, *v)),
-            RED,
-        ))?;
-    }
-    Ok(())
+    let panels: [(&str, &[f64], &str); 2] =
+        [("device busy fraction (all devices)", &utilisation, "fraction"), ("power of all devices", &power, "W")];
+    time_series_panels(root, &data.title, &panels, width, end, RED)
 }
 
 /// Draws every plot of a run folder (requests.csv, summary.json, and timeline.csv if present).

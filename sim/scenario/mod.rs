@@ -94,6 +94,14 @@ pub struct Scenario {
     pub max_time: Option<SimTime>,
 }
 
+/// The text of a bundled scenario; relative paths in it resolve against the project's
+/// `scenarios/` folder (present in a checkout).
+pub fn bundled_source(name: &str) -> Option<YamlSource> {
+    let text = bundled_scenario(name)?;
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    Some(YamlSource::from_text(format!("<bundled scenarios/{name}.yaml>"), base, text.to_string()))
+}
+
 /// The scenario `servesim run` uses when given none.
 pub const DEFAULT_SCENARIO: &str = "quickstart";
 
@@ -107,10 +115,7 @@ impl Scenario {
     /// Loads a bundled scenario by name (relative paths resolve against the project's
     /// `scenarios/` folder when it exists, e.g. in a checkout).
     pub fn bundled(name: &str, overrides: &Overrides) -> Option<Result<Scenario>> {
-        let text = bundled_scenario(name)?;
-        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-        let source = YamlSource::from_text(format!("<bundled scenarios/{name}.yaml>"), base, text.to_string());
-        Some(Self::from_source(&source, overrides))
+        Some(Self::from_source(&bundled_source(name)?, overrides))
     }
 
     /// Validates a parsed source.

@@ -197,14 +197,11 @@ impl SearchSpec {
         let source = YamlSource::from_file(path)?;
         let file: SearchFile = source.parse()?;
         let catalog = Catalog::bundled()?;
-        let base_source = if let Some(text) = crate::hardware::bundled_scenario(&file.base) {
-            YamlSource::from_text(
-                format!("<bundled scenarios/{}.yaml>", file.base),
-                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios"),
-                text.to_string(),
-            )
-        } else {
-            YamlSource::from_file(&source.resolve(&file.base)).map_err(|e| source.error("base", e.to_string()))?
+        let base_source = match crate::scenario::bundled_source(&file.base) {
+            Some(bundled) => bundled,
+            None => {
+                YamlSource::from_file(&source.resolve(&file.base)).map_err(|e| source.error("base", e.to_string()))?
+            }
         };
         let base: ScenarioFile = base_source.parse()?;
         if base.deployment.pools.len() != 1 {
