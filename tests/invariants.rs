@@ -40,6 +40,7 @@ struct Case {
     max_batched: u64,
     chunked: bool,
     replicas: u64,
+    pipeline_parallel: u64,
     router: &'static str,
     requests: u64,
     rate: f64,
@@ -59,6 +60,7 @@ impl Case {
             max_batched,
             chunked,
             replicas,
+            pipeline_parallel,
             router,
             requests,
             rate,
@@ -75,6 +77,8 @@ deployment:
   pools:
     - device: {device}
       replicas: {replicas}
+      pipeline_parallel: {pipeline_parallel}
+      interconnect: pcie-gen4-x16
       memory_utilization: {memory_utilization}
       runtime_reserve_gib: 0.5
       scheduler:
@@ -95,7 +99,11 @@ workload:
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20261124),
+        .. ProptestConfig::default()
+    })]
 
     #[test]
     fn no_request_lost_tokens_complete_kv_bounded_time_monotone(
@@ -111,6 +119,7 @@ proptest! {
         max_batched in prop_oneof![Just(512u64), Just(2048), Just(8192)],
         chunked in any::<bool>(),
         replicas in 1u64..4,
+        pipeline_parallel in 1u64..3,
         router in prop_oneof![Just("round_robin"), Just("least_outstanding_tokens"), Just("power_of_two")],
         requests in 1u64..250,
         rate in 1.0f64..60.0,
@@ -119,7 +128,7 @@ proptest! {
         seed in 0u64..1000,
     ) {
         let text = Case { model, device, memory_utilization, policy, max_num_seqs, max_batched, chunked,
-            replicas, router, requests, rate, input_mean, output_mean, seed }.text();
+            replicas, pipeline_parallel, router, requests, rate, input_mean, output_mean, seed }.text();
         let scenario = scenario(&text);
         let mut queue = EventQueue::new();
         queue.schedule_at(scenario.requests[0].arrival, Event::Arrival(0));
@@ -158,6 +167,7 @@ fn a_kv_pool_too_small_for_the_load_preempts_and_still_completes_every_request()
         max_batched: 2048,
         chunked: true,
         replicas: 1,
+        pipeline_parallel: 1,
         router: "round_robin",
         requests: 300,
         rate: 30.0,

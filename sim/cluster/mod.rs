@@ -105,8 +105,7 @@ impl Cluster {
                     ReplicaHardware {
                         devices_per_stage: pool.tensor_parallel as u32,
                         stages: pool.pipeline_parallel as u32,
-                        idle_power_w: pool.device.power.idle_w.get(),
-                        max_power_w: pool.device.power.max_w.get(),
+                        power: pool.device.power.clone(),
                     },
                 ));
                 if scenario.record_timeline {
@@ -153,7 +152,7 @@ impl Cluster {
                     pool,
                     stats: replica.stats(),
                     devices: replica.hardware().devices_per_stage * replica.hardware().stages,
-                    idle_power_w: replica.hardware().idle_power_w,
+                    idle_power_w: replica.hardware().power.idle_w.get(),
                     kv_capacity_blocks: replica.kv().capacity_blocks(),
                     kv_peak_blocks: replica.kv().peak_used_blocks(),
                 }

@@ -118,6 +118,35 @@ pub struct PowerSpec {
     /// Lower clock settings the device can run at (DVFS), besides full clock.
     #[serde(default)]
     pub dvfs: Vec<DvfsPoint>,
+    /// How power rises with activity: points (activity, fraction of the idle-to-max range),
+    /// both in [0, 1]; (0, 0) and (1, 1) are implied. Absent: linear.
+    #[serde(default)]
+    pub activity_curve: Vec<(f64, f64)>,
+}
+
+impl PowerSpec {
+    /// Power at `activity` (the busier of compute and memory utilisation), W.
+    pub fn power_w(&self, activity: f64) -> f64 {
+        let a = activity.clamp(0.0, 1.0);
+        let mut previous = (0.0, 0.0);
+        let mut fraction = a;
+        if !self.activity_curve.is_empty() {
+            fraction = 1.0;
+            for &point in self.activity_curve.iter().chain(std::iter::once(&(1.0, 1.0))) {
+                if a <= point.0 {
+                    let span = point.0 - previous.0;
+                    fraction = if span > 0.0 {
+                        previous.1 + (point.1 - previous.1) * (a - previous.0) / span
+                    } else {
+                        point.1
+                    };
+                    break;
+                }
+                previous = point;
+            }
+        }
+        self.idle_w.get() + (self.max_w.get() - self.idle_w.get()) * fraction
+    }
 }
 
 /// One clock setting: compute peaks scale with the clock; memory bandwidth does not (HBM
@@ -184,8 +213,26 @@ impl DeviceProfile {
                 ));
             }
         }
+        let mut last = 0.0;
+        for (i, &(activity, fraction)) in self.power.activity_curve.iter().enumerate() {
+            let valid = activity.is_finite()
+                && fraction.is_finite()
+                && activity > last
+                && activity < 1.0
+                && (0.0..=1.0).contains(&fraction);
+            if !valid {
+                return Err(source.error(
+                    &format!("power.activity_curve[{i}]"),
+                    "points are (activity, fraction) with activity rising strictly inside (0, 1) and fraction in [0, 1]",
+                ));
+            }
+            last = activity;
+        }
         let mut numeric: Vec<String> =
             self.compute.peak_tflops.keys().map(|d| format!("compute.peak_tflops.{d}")).collect();
+        if !self.power.activity_curve.is_empty() {
+            numeric.push("power.activity_curve".into());
+        }
         numeric.extend((0..self.power.dvfs.len()).map(|i| format!("power.dvfs[{i}]")));
         numeric.extend(
             [

@@ -138,16 +138,14 @@ struct Batch {
 }
 
 /// Power and device count of a replica.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ReplicaHardware {
     /// Devices per pipeline stage (the tensor-parallel degree).
     pub devices_per_stage: u32,
     /// Pipeline stages.
     pub stages: u32,
-    /// Idle power per device, W.
-    pub idle_power_w: f64,
-    /// Power at full activity per device, W.
-    pub max_power_w: f64,
+    /// Power of one device.
+    pub power: crate::hardware::PowerSpec,
 }
 
 /// One serving replica.
@@ -180,6 +178,7 @@ impl Replica {
         kv: BlockPool,
         hardware: ReplicaHardware,
     ) -> Self {
+        let stages = hardware.stages.max(1) as usize;
         Replica {
             config,
             cost_model,
@@ -191,7 +190,7 @@ impl Replica {
             running: Vec::new(),
             batches: VecDeque::new(),
             spare_members: Vec::new(),
-            stage_free_at: vec![SimTime::ZERO; hardware.stages.max(1) as usize],
+            stage_free_at: vec![SimTime::ZERO; stages],
             preempted_this_iteration: false,
             timeline: None,
             outstanding_tokens: 0,
@@ -232,8 +231,8 @@ impl Replica {
     }
 
     /// Devices and power.
-    pub fn hardware(&self) -> ReplicaHardware {
-        self.hardware
+    pub fn hardware(&self) -> &ReplicaHardware {
+        &self.hardware
     }
 
     /// Counters so far.
@@ -342,7 +341,13 @@ impl Replica {
             return None;
         }
         let mut members = self.spare_members.pop().unwrap_or_default();
-        let batch = self.form_batch(now, recorder, &mut members);
+        let mut batch = self.form_batch(now, recorder, &mut members);
+        // vLLM re-runs its scheduler every step; an event-driven replica must not go idle on
+        // an empty batch whose only outcome was a preemption: the blocks it freed let the
+        // next attempt make progress.
+        while batch.is_empty() && self.preempted_this_iteration {
+            batch = self.form_batch(now, recorder, &mut members);
+        }
         if batch.is_empty() {
             self.spare_members.push(members);
             return None;
@@ -357,7 +362,6 @@ impl Replica {
             ready = if stage + 1 < stages { end + cost.transfer_ns } else { end };
         }
         if let Some(timeline) = &mut self.timeline {
-            let h = &self.hardware;
             timeline.push(IterationRecord {
                 replica: 0,
                 start: now,
@@ -368,7 +372,7 @@ impl Replica {
                 decode_tokens: batch.decode_tokens as u32,
                 kv_used_blocks: self.kv.used_blocks(),
                 waiting: self.waiting.len() as u32,
-                power_w: h.idle_power_w + (h.max_power_w - h.idle_power_w) * cost.activity(),
+                power_w: self.hardware.power.power_w(cost.activity()),
             });
         }
         self.batches.push_back(Batch { members, done: ready });
@@ -382,8 +386,7 @@ impl Replica {
     fn account(&mut self, batch: &BatchShape, cost: &IterationCost) {
         let devices = f64::from(self.hardware.devices_per_stage * self.hardware.stages.max(1));
         let device_seconds = cost.duration_ns as f64 * 1e-9 * devices;
-        let h = &self.hardware;
-        let power = h.idle_power_w + (h.max_power_w - h.idle_power_w) * cost.activity();
+        let power = self.hardware.power.power_w(cost.activity());
         self.stats.iterations += 1;
         self.stats.busy_device_ns += (cost.duration_ns as f64 * devices) as u64;
         self.stats.busy_energy_j += power * device_seconds;
