@@ -57,40 +57,15 @@ impl Catalog {
     /// Resolves `reference` (a catalog name or a path to a YAML profile) written at `field` of
     /// `scenario`.
     pub fn device(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<DeviceProfile> {
-        if is_path(reference) {
-            let path = scenario.resolve(reference);
-            let source = YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
-            return DeviceProfile::from_source(&source);
-        }
-        self.devices.get(reference).cloned().ok_or_else(|| {
-            scenario.error(
-                field,
-                format!(
-                    "unknown device {reference:?}; bundled devices are: {}; or give a path to a device profile YAML",
-                    known_list(self.devices.keys().map(String::as_str))
-                ),
-            )
-        })
+        resolve(reference, scenario, field, "device", &self.devices, &DeviceProfile::from_source)
     }
 
     /// Resolves a node reference (catalog name or path to a node profile YAML).
     pub fn node(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<NodeProfile> {
-        if is_path(reference) {
-            let path = scenario.resolve(reference);
-            let source = YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
-            return NodeProfile::from_source(&source, &|d| self.devices.contains_key(d), &|l| {
-                self.links.contains_key(l)
-            });
-        }
-        self.nodes.get(reference).cloned().ok_or_else(|| {
-            scenario.error(
-                field,
-                format!(
-                    "unknown node {reference:?}; bundled nodes are: {}; or give a path to a node profile YAML",
-                    known_list(self.nodes.keys().map(String::as_str))
-                ),
-            )
-        })
+        let parse = |source: &YamlSource| {
+            NodeProfile::from_source(source, &|d| self.devices.contains_key(d), &|l| self.links.contains_key(l))
+        };
+        resolve(reference, scenario, field, "node", &self.nodes, &parse)
     }
 
     /// Resolves a calibration reference: a bundled name (file stem under
@@ -121,20 +96,7 @@ impl Catalog {
 
     /// Resolves a link reference.
     pub fn link(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<LinkProfile> {
-        if is_path(reference) {
-            let path = scenario.resolve(reference);
-            let source = YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
-            return LinkProfile::from_source(&source);
-        }
-        self.links.get(reference).cloned().ok_or_else(|| {
-            scenario.error(
-                field,
-                format!(
-                    "unknown link {reference:?}; bundled links are: {}; or give a path to a link profile YAML",
-                    known_list(self.links.keys().map(String::as_str))
-                ),
-            )
-        })
+        resolve(reference, scenario, field, "link", &self.links, &LinkProfile::from_source)
     }
 
     /// Resolves a model reference: a bundled name or a path to a Hugging Face `config.json`.
@@ -167,6 +129,32 @@ impl Catalog {
     pub fn model_names() -> impl Iterator<Item = &'static str> {
         BUNDLED_MODELS.iter().map(|(name, _)| *name)
     }
+}
+
+/// A catalog entry by name, or a profile read from the path `reference` (relative to the
+/// scenario); errors point at `field` and list the bundled names.
+fn resolve<T: Clone>(
+    reference: &str,
+    scenario: &YamlSource,
+    field: &str,
+    kind: &str,
+    bundled: &BTreeMap<String, T>,
+    parse: &dyn Fn(&YamlSource) -> Result<T>,
+) -> Result<T> {
+    if is_path(reference) {
+        let path = scenario.resolve(reference);
+        let source = YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
+        return parse(&source);
+    }
+    bundled.get(reference).cloned().ok_or_else(|| {
+        scenario.error(
+            field,
+            format!(
+                "unknown {kind} {reference:?}; bundled {kind}s are: {}; or give a path to a {kind} profile YAML",
+                known_list(bundled.keys().map(String::as_str))
+            ),
+        )
+    })
 }
 
 fn bundled_source(dir: &str, name: &str, text: &str) -> YamlSource {
