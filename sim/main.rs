@@ -64,7 +64,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Check scenario files (and the traces and profiles they name) without running them.
+    /// Check scenario files or search specs (and the traces and profiles they name) without
+    /// running them.
     Validate {
         /// Scenario YAML files.
         #[arg(required = true)]
@@ -230,6 +231,27 @@ fn peak_memory_mib() -> Option<f64> {
 fn validate(files: &[PathBuf]) -> anyhow::Result<()> {
     let mut failures = 0;
     for file in files {
+        // A search spec (it has `axes:`) is checked as one, with its base scenario.
+        let is_search = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| serde_yaml::from_str::<serde_yaml::Value>(&text).ok())
+            .is_some_and(|value| value.get("axes").is_some());
+        if is_search {
+            match servesim::search::SearchSpec::load(file) {
+                Ok(spec) => println!(
+                    "ok: {}: search spec over {} plans, base {} with {} requests",
+                    file.display(),
+                    spec.plans.len(),
+                    spec.base_source.name,
+                    spec.requests.len()
+                ),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    failures += 1;
+                }
+            }
+            continue;
+        }
         match Scenario::load(file, &Overrides::default()) {
             Ok(scenario) => {
                 let pools: Vec<String> = scenario
