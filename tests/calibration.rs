@@ -104,3 +104,38 @@ fn calibrated_collectives_predict_held_out_message_sizes() {
         }
     }
 }
+
+#[test]
+fn the_bundled_a100_calibration_is_what_servesim_calibrate_writes_today() {
+    // The command the README documents, run from the project root.
+    let out = tempfile::tempdir().unwrap();
+    let written = out.path().join("a100.yaml");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_servesim"))
+        .current_dir(common::project_root())
+        .args([
+            "calibrate",
+            "--device",
+            "a100-sxm-80gb",
+            "--compute",
+            "../shared/data/profiling/vidur/compute/a100",
+            "--network",
+            "../shared/data/profiling/vidur/network/a100_dgx",
+            "--node",
+            "dgx-a100",
+            "--out",
+        ])
+        .arg(&written)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let fresh = std::fs::read_to_string(&written).unwrap();
+    let bundled =
+        std::fs::read_to_string(common::project_root().join("hardware-profiles/calibrations/a100-sxm-80gb.yaml"))
+            .unwrap();
+    // Only the output path in `generated_by` differs.
+    let strip = |text: &str| text.lines().filter(|l| !l.starts_with("generated_by:")).collect::<Vec<_>>().join("\n");
+    assert!(
+        strip(&fresh) == strip(&bundled),
+        "hardware-profiles/calibrations/a100-sxm-80gb.yaml is stale: regenerate it with the command in the README"
+    );
+}
