@@ -141,6 +141,11 @@ fn read_timeline(path: &Path) -> Result<Vec<Batch>> {
     Ok(rows)
 }
 
+/// When the last batch left the pipeline, s (at least 1 ns, so bins have a width).
+fn timeline_end(timeline: &[Batch]) -> f64 {
+    timeline.iter().map(|r| r.done_s).fold(0.0, f64::max).max(1e-9)
+}
+
 /// Data a run's plots need.
 struct RunData {
     title: String,
@@ -268,7 +273,7 @@ where
     if data.timeline.is_empty() {
         return empty_note(root, "throughput and queue", "no batches were run");
     }
-    let end = data.timeline.iter().map(|r| r.done_s).fold(0.0, f64::max).max(1e-9);
+    let end = timeline_end(&data.timeline);
     let (n, width) = bins(end);
     let mut tokens = vec![0.0; n];
     let mut waiting: Vec<BTreeMap<u64, f64>> = vec![BTreeMap::new(); n];
@@ -290,7 +295,7 @@ where
         return empty_note(root, "KV-cache occupancy", "no batches were run");
     }
     root.fill(&WHITE)?;
-    let end = data.timeline.iter().map(|r| r.done_s).fold(0.0, f64::max).max(1e-9);
+    let end = timeline_end(&data.timeline);
     // Highest occupancy per replica in each of 400 time bins.
     let bins_count = 400usize;
     let width = end / bins_count as f64;
@@ -334,7 +339,7 @@ where
     if data.timeline.is_empty() {
         return empty_note(root, "utilisation and power", "no batches were run");
     }
-    let end = data.timeline.iter().map(|r| r.done_s).fold(0.0, f64::max).max(1e-9);
+    let end = timeline_end(&data.timeline);
     let (n, width) = bins(end);
     // Busy device-seconds and extra (above idle) energy per bin; idle power of every device.
     let mut busy = vec![0.0; n];
