@@ -43,6 +43,14 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A command-line option is malformed or impossible.
+    #[error("{flag}: {message}")]
+    Usage {
+        /// The option, e.g. `--loads`.
+        flag: String,
+        /// What is wrong and what would be accepted.
+        message: String,
+    },
     /// An input file is malformed or names something impossible.
     #[error("{location}: {message}")]
     Input {
@@ -67,15 +75,21 @@ impl Error {
         Error::Input { location, message: message.into() }
     }
 
+    /// A bad command-line option.
+    pub fn usage(flag: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Usage { flag: flag.into(), message: message.into() }
+    }
+
     /// A read/write failure.
     pub fn io(path: &Path, message: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io { path: path.to_path_buf(), message: message.into(), source }
     }
 }
 
-/// Reads a whole text file, naming it in the error.
+/// Reads a whole text file, naming it in the error. A leading UTF-8 byte-order mark (as
+/// Windows editors save) is dropped.
 pub fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| {
+    std::fs::read_to_string(path).map(strip_bom).map_err(|source| {
         let message = if source.kind() == std::io::ErrorKind::NotFound {
             "file not found".to_string()
         } else {
@@ -83,4 +97,24 @@ pub fn read_text(path: &Path) -> Result<String> {
         };
         Error::io(path, message, source)
     })
+}
+
+/// `text` without a leading byte-order mark.
+pub fn strip_bom(text: String) -> String {
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
+}
+
+/// Opens a text file for reading line by line, naming it in the error.
+pub fn open_text(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
+    let file = std::fs::File::open(path).map_err(|source| {
+        let message = if source.kind() == std::io::ErrorKind::NotFound { "file not found" } else { "cannot read file" };
+        Error::io(path, message, source)
+    })?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(Error::io(path, "cannot read file", std::io::Error::other("it is a folder")));
+    }
+    Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, file)))
 }

@@ -8,6 +8,7 @@
 
 pub mod calibration;
 pub mod cluster;
+pub mod commands;
 pub mod cost;
 pub mod engine;
 pub mod error;

@@ -84,16 +84,17 @@ fn pipeline_stages_keep_several_batches_in_flight() {
     // Alone, a request sees every stage in turn: about the same latency as one device.
     let (_, one) = run(&scenario(&pipeline_scenario(1, 1, 1.0)));
     let (_, two) = run(&scenario(&pipeline_scenario(2, 1, 1.0)));
-    let ratio = two.latency.e2e_s.mean / one.latency.e2e_s.mean;
+    let ratio = two.latency.e2e_s.mean.unwrap() / one.latency.e2e_s.mean.unwrap();
     assert!((0.6..1.2).contains(&ratio), "single-request latency ratio {ratio}");
     // Saturated, two stages with two batches in flight carry more tokens per second.
     let (_, one) = run(&scenario(&pipeline_scenario(1, 3000, 100.0)));
     let (output, two) = run(&scenario(&pipeline_scenario(2, 3000, 100.0)));
     assert!(output.recorder.records().iter().all(|r| r.status == RequestStatus::Completed));
-    let speedup = two.throughput.output_tokens_per_s / one.throughput.output_tokens_per_s;
+    let speedup = two.throughput.output_tokens_per_s.unwrap() / one.throughput.output_tokens_per_s.unwrap();
     eprintln!(
         "PP2 vs PP1 saturated throughput: {speedup:.2}×; busy {:.2} vs {:.2}",
-        two.devices[0].busy_fraction, one.devices[0].busy_fraction
+        two.devices[0].busy_fraction.unwrap(),
+        one.devices[0].busy_fraction.unwrap()
     );
     assert!(speedup > 1.3, "pipelining should overlap batches: {speedup:.2}×");
     assert_eq!(two.devices[0].devices, 2);

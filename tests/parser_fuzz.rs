@@ -261,7 +261,7 @@ fn read_catching_panics(format: TraceFormat, bytes: &[u8], time_scale: f64) -> R
     let path = dir.path().join("trace");
     std::fs::write(&path, bytes).expect("write trace");
     catch_unwind(AssertUnwindSafe(|| {
-        if let Ok(rows) = read_trace(format, &path) {
+        if let Ok(rows) = read_trace(format, &path, None) {
             assert!(!rows.is_empty(), "read_trace returned Ok with no rows");
             let _ = from_rows(rows, time_scale);
         }

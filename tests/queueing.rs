@@ -25,7 +25,7 @@ fn service_time_s(model: &str, input_tokens: u64) -> f64 {
 }
 
 fn mean_queue_wait(summary: &Summary) -> f64 {
-    summary.latency.queue_wait_s.mean
+    summary.latency.queue_wait_s.mean.unwrap()
 }
 
 fn assert_close(measured: f64, expected: f64, tolerance: f64, what: &str) {
@@ -49,7 +49,7 @@ fn constant_service_under_poisson_arrivals_matches_m_d_1() {
     let theory = rho * service_s / (2.0 * (1.0 - rho));
     assert_close(mean_queue_wait(&summary), theory, 0.03, "M/D/1 mean wait");
     // Every request's service is exactly the constant.
-    assert!((summary.latency.e2e_s.max - summary.latency.queue_wait_s.max - service_s).abs() < 1e-6);
+    assert!((summary.latency.e2e_s.max.unwrap() - summary.latency.queue_wait_s.max.unwrap() - service_s).abs() < 1e-6);
 }
 
 /// Prices an iteration at 1 µs per prompt token and 1 µs per decode token: with exponential
@@ -84,8 +84,8 @@ fn exponential_service_under_poisson_arrivals_matches_m_m_1_and_littles_law() {
     let theory = rho / (1.0 / mean_service_s - rate);
     assert_close(mean_queue_wait(&summary), theory, 0.03, "M/M/1 mean wait");
     // Little's law on the waiting queue: time-average length = arrival rate × mean wait.
-    let little = summary.queue.arrival_rate_per_s * mean_queue_wait(&summary);
-    assert_close(summary.queue.mean_waiting_requests, little, 0.005, "Little's law (queue)");
+    let little = summary.queue.arrival_rate_per_s.unwrap() * mean_queue_wait(&summary);
+    assert_close(summary.queue.mean_waiting_requests.unwrap(), little, 0.005, "Little's law (queue)");
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn littles_law_holds_for_a_batching_replica() {
     // on the waiting queue, whatever the service discipline.
     let workload = "  synthetic:\n    requests: 3000\n    arrival: { gamma: { rate_per_s: 5, cv: 2 } }\n    input_tokens: { lognormal: { mean: 800, cv: 1 } }\n    output_tokens: { lognormal: { mean: 200, cv: 1 } }";
     let (_, summary) = run(&scenario(&single_replica("llama-3.1-8b", "a100-sxm-80gb", 64, 4096, workload, 3)));
-    let little = summary.queue.arrival_rate_per_s * mean_queue_wait(&summary);
-    assert!(summary.queue.mean_waiting_requests > 0.01, "the queue must actually build up");
-    assert_close(summary.queue.mean_waiting_requests, little, 0.02, "Little's law (batching)");
+    let little = summary.queue.arrival_rate_per_s.unwrap() * mean_queue_wait(&summary);
+    assert!(summary.queue.mean_waiting_requests.unwrap() > 0.01, "the queue must actually build up");
+    assert_close(summary.queue.mean_waiting_requests.unwrap(), little, 0.02, "Little's law (batching)");
 }

@@ -5,7 +5,7 @@ mod common;
 
 use servesim::cluster::simulate;
 use servesim::metrics::{RequestStatus, Summary};
-use servesim::report::{plot_dir, write_run, write_trace, TraceWindow};
+use servesim::report::{plot_dir, write_run, write_trace, OutputFolder, OutputKind, TraceWindow};
 use std::path::Path;
 use std::process::Command;
 
@@ -30,7 +30,9 @@ fn run_to(dir: &Path, text: &str, timeline: bool) -> (servesim::scenario::Scenar
     scenario.record_timeline = timeline;
     let output = simulate(&scenario);
     let summary = Summary::compute(&scenario, &output);
-    write_run(dir, &summary, &output).unwrap();
+    let folder = OutputFolder::claim(dir, OutputKind::Run).unwrap();
+    let written = write_run(&folder, &summary, &output).unwrap();
+    folder.finish(&scenario.name, &written.all()).unwrap();
     (scenario, output)
 }
 
@@ -131,7 +133,7 @@ fn the_trace_has_a_slice_per_batch_and_device_and_an_async_slice_per_request() {
     let events = trace_events(&path);
     let count = |phase: &str, cat: &str| events.iter().filter(|e| e["ph"] == phase && e["cat"] == cat).count();
     // TP 2: every batch appears on both devices of its replica.
-    assert_eq!(count("X", "batch"), 2 * output.timeline.len());
+    assert_eq!(count("X", "batch"), 2 * output.timeline.as_ref().unwrap().len());
     let completed = output.recorder.records().iter().filter(|r| r.status == RequestStatus::Completed).count();
     let request_begins =
         events.iter().filter(|e| e["ph"] == "b" && e["name"].as_str().unwrap().starts_with("request ")).count();
@@ -143,10 +145,15 @@ fn the_trace_has_a_slice_per_batch_and_device_and_an_async_slice_per_request() {
     write_trace(&windowed, &scenario, &output, TraceWindow::parse("2..3").unwrap()).unwrap();
     let events = trace_events(&windowed);
     let batches = events.iter().filter(|e| e["ph"] == "X" && e["cat"] == "batch").count();
-    let overlapping =
-        output.timeline.iter().filter(|r| r.done.as_secs_f64() >= 2.0 && r.start.as_secs_f64() <= 3.0).count();
+    let overlapping = output
+        .timeline
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|r| r.done.as_secs_f64() >= 2.0 && r.start.as_secs_f64() <= 3.0)
+        .count();
     assert_eq!(batches, 2 * overlapping);
-    assert!(batches > 0 && batches < 2 * output.timeline.len());
+    assert!(batches > 0 && batches < 2 * output.timeline.as_ref().unwrap().len());
 }
 
 #[test]

@@ -191,9 +191,7 @@ fn search_error(spec: &str) -> String {
 fn an_unknown_axis_is_an_error_listing_the_axes() {
     let error = search_error(&spec_text("  max_num_seq: [8, 64]", "minimize_latency"));
     assert!(
-        error.contains("spec.yaml:4")
-            && error.contains("unknown field `max_num_seq`")
-            && error.contains("max_num_seqs"),
+        error.contains("spec.yaml:4") && error.contains("unknown axis `max_num_seq`") && error.contains("max_num_seqs"),
         "{error}"
     );
 }

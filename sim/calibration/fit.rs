@@ -43,7 +43,12 @@ pub fn operator_samples(rows: &[VidurComputeRow]) -> Vec<OperatorSample> {
     let mut ops = Vec::new();
     for row in rows {
         let plan = plans.entry((row.shape, row.tensor_parallel)).or_insert_with(|| {
-            crate::model::OperatorPlan::new(&row.shape.model(), row.tensor_parallel, 1, Dtype::Fp16, Dtype::Fp16)
+            crate::model::OperatorPlan::new(
+                &row.shape.model(),
+                crate::model::Parallelism::new(row.tensor_parallel, 1),
+                Dtype::Fp16,
+                Dtype::Fp16,
+            )
         });
         let mut batch = BatchShape::default();
         batch.add_prefill_chunk(0, row.num_tokens, false);

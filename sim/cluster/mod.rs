@@ -37,7 +37,7 @@ pub struct RunOutput {
     /// Engine counters.
     pub engine: RunStats,
     /// Every batch, by start time, when the scenario asked for a timeline.
-    pub timeline: Vec<IterationRecord>,
+    pub timeline: Option<Vec<IterationRecord>>,
 }
 
 /// A replica's counters with what is needed to interpret them.
@@ -57,6 +57,19 @@ pub struct ReplicaReport {
     pub kv_peak_blocks: u64,
 }
 
+/// How far a run has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunProgress {
+    /// Simulated time.
+    pub now: SimTime,
+    /// Requests completed or rejected.
+    pub finished_requests: u64,
+    /// Requests in the workload.
+    pub total_requests: u64,
+    /// Events delivered.
+    pub events: u64,
+}
+
 /// The replicas, router and recorder of one run.
 pub struct Cluster {
     replicas: Vec<Replica>,
@@ -64,6 +77,7 @@ pub struct Cluster {
     router: Router,
     recorder: Recorder,
     requests: Vec<RequestSpec>,
+    record_timeline: bool,
 }
 
 impl Cluster {
@@ -103,8 +117,8 @@ impl Cluster {
                     cost_model(scenario, pool, placement),
                     BlockPool::new(pool.memory.kv_capacity_blocks, pool.memory.block_size_tokens),
                     ReplicaHardware {
-                        devices_per_stage: pool.tensor_parallel as u32,
-                        stages: pool.pipeline_parallel as u32,
+                        devices_per_stage: pool.parallelism.tensor as u32,
+                        stages: pool.parallelism.pipeline as u32,
                         power: pool.device.power.clone(),
                     },
                 ));
@@ -118,18 +132,33 @@ impl Cluster {
             router: Router::new(scenario.router, scenario.seed),
             recorder: Recorder::new(&scenario.requests, scenario.keep_token_gaps),
             requests: scenario.requests.clone(),
+            record_timeline: scenario.record_timeline,
             replicas,
             replica_pool,
         }
     }
 
     /// Runs to completion (or to `until`) and returns the records.
-    pub fn run(mut self, until: Option<SimTime>) -> RunOutput {
+    pub fn run(self, until: Option<SimTime>) -> RunOutput {
+        self.run_observed(until, &mut |_| {})
+    }
+
+    /// As [`Cluster::run`], calling `observe` every few thousand events (for progress bars).
+    pub fn run_observed(mut self, until: Option<SimTime>, observe: &mut dyn FnMut(RunProgress)) -> RunOutput {
+        const SLICE: u64 = 1 << 15;
         let mut queue = EventQueue::new();
         if let Some(first) = self.requests.first() {
             queue.schedule_at(first.arrival, Event::Arrival(0));
         }
-        let engine = engine::run(&mut self, &mut queue, until);
+        let mut engine = RunStats::default();
+        while !engine::run_limited(&mut self, &mut queue, until, SLICE, &mut engine) {
+            observe(RunProgress {
+                now: engine.end_time,
+                finished_requests: self.recorder.finished(),
+                total_requests: self.requests.len() as u64,
+                events: engine.events_delivered,
+            });
+        }
         let mut output = self.finish(engine.end_time);
         output.engine = engine;
         output
@@ -158,12 +187,16 @@ impl Cluster {
                 }
             })
             .collect();
-        let mut timeline: Vec<IterationRecord> = Vec::new();
-        for (index, replica) in self.replicas.iter_mut().enumerate() {
+        let timeline = self.record_timeline.then(|| {
+            let mut timeline: Vec<IterationRecord> = Vec::new();
+            for (index, replica) in self.replicas.iter_mut().enumerate() {
+                timeline.extend(
+                    replica.take_timeline().into_iter().map(|r| IterationRecord { replica: index as u32, ..r }),
+                );
+            }
+            timeline.sort_by_key(|r| (r.start, r.replica));
             timeline
-                .extend(replica.take_timeline().into_iter().map(|r| IterationRecord { replica: index as u32, ..r }));
-        }
-        timeline.sort_by_key(|r| (r.start, r.replica));
+        });
         RunOutput {
             recorder: self.recorder,
             replicas,
@@ -218,4 +251,9 @@ impl World for Cluster {
 /// Builds and runs a scenario.
 pub fn simulate(scenario: &Scenario) -> RunOutput {
     Cluster::build(scenario).run(scenario.max_time)
+}
+
+/// Builds and runs a scenario, reporting progress to `observe`.
+pub fn simulate_observed(scenario: &Scenario, observe: &mut dyn FnMut(RunProgress)) -> RunOutput {
+    Cluster::build(scenario).run_observed(scenario.max_time, observe)
 }

@@ -10,7 +10,7 @@ use super::efficiency::{Efficiency, ProfileEfficiency};
 use super::{CostModel, IterationCost};
 use crate::engine::secs_to_nanos;
 use crate::hardware::{DeviceProfile, Dtype};
-use crate::model::{BatchShape, ModelSpec, OpKind, Operator, OperatorPlan};
+use crate::model::{BatchShape, ModelSpec, OpKind, Operator, OperatorPlan, Parallelism};
 use crate::scenario::ParallelComm;
 use crate::topology::CollectiveCost;
 use std::sync::Arc;
@@ -62,10 +62,9 @@ impl RooflineCostModel {
             Dtype::Fp16 => Dtype::Fp16,
             _ => Dtype::Bf16,
         };
-        let tensor_parallel = comm.tensor_parallel.max(1);
-        let pipeline_parallel = comm.pipeline_parallel.max(1);
+        let parallelism = Parallelism::new(comm.tensor_parallel, comm.pipeline_parallel);
         RooflineCostModel {
-            plan: OperatorPlan::new(model, tensor_parallel, pipeline_parallel, weight_dtype, kv_dtype),
+            plan: OperatorPlan::new(model, parallelism, weight_dtype, kv_dtype),
             efficiency,
             gemm_peak_flops: device.peak_flops(gemm_dtype),
             attention_peak_flops: device.peak_flops(Dtype::Bf16),
@@ -73,7 +72,7 @@ impl RooflineCostModel {
             iteration_s: device.overheads.iteration_us.get() * 1e-6,
             tp_all_reduce: comm.tp_all_reduce.clone(),
             pp_send: comm.pp_send.clone(),
-            pipeline_parallel,
+            pipeline_parallel: parallelism.pipeline,
             hidden_size: model.hidden_size as f64,
             host_launch_s: 0.0,
             scratch: Vec::with_capacity(32),

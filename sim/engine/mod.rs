@@ -36,7 +36,25 @@ pub struct RunStats {
 /// lies beyond `until`.
 pub fn run<W: World>(world: &mut W, queue: &mut EventQueue<W::Event>, until: Option<SimTime>) -> RunStats {
     let mut stats = RunStats::default();
+    run_limited(world, queue, until, u64::MAX, &mut stats);
+    stats
+}
+
+/// As [`run`], but returns after at most `max_events` deliveries (so a caller can report
+/// progress between slices); `stats` accumulates across calls. True when the run is over.
+pub fn run_limited<W: World>(
+    world: &mut W,
+    queue: &mut EventQueue<W::Event>,
+    until: Option<SimTime>,
+    max_events: u64,
+    stats: &mut RunStats,
+) -> bool {
+    let mut delivered = 0;
     while let Some(next_time) = queue.peek_time() {
+        if delivered == max_events {
+            return false;
+        }
+        delivered += 1;
         if until.is_some_and(|limit| next_time > limit) {
             break;
         }
@@ -47,7 +65,7 @@ pub fn run<W: World>(world: &mut W, queue: &mut EventQueue<W::Event>, until: Opt
         queue.set_now(time);
         world.handle(time, event, queue);
     }
-    stats
+    true
 }
 
 #[cfg(test)]

@@ -99,10 +99,24 @@ impl Catalog {
         resolve(reference, scenario, field, "link", &self.links, &LinkProfile::from_source)
     }
 
-    /// Resolves a model reference: a bundled name or a path to a Hugging Face `config.json`.
+    /// Resolves a model reference: a bundled name, a path to a Hugging Face `config.json`, or
+    /// a path to a model folder holding one (as `huggingface-cli download` leaves it).
     pub fn model(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<ModelSpec> {
-        if is_path(reference) {
-            let path = scenario.resolve(reference);
+        let bundled = BUNDLED_MODELS.iter().any(|(name, _)| *name == reference);
+        if is_path(reference) || (!bundled && scenario.resolve(reference).is_dir()) {
+            let mut path = scenario.resolve(reference);
+            if path.is_dir() {
+                path = path.join("config.json");
+                if !path.is_file() {
+                    return Err(scenario.error(
+                        field,
+                        format!(
+                            "the folder {} holds no config.json; give a Hugging Face model folder or the path of its config.json",
+                            scenario.resolve(reference).display()
+                        ),
+                    ));
+                }
+            }
             let text = crate::error::read_text(&path).map_err(|e| scenario.error(field, e.to_string()))?;
             let name = path
                 .parent()

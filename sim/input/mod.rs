@@ -11,6 +11,33 @@ pub mod checked;
 mod line_index;
 
 pub use line_index::LineIndex;
+// The YAML library is used through this module only, so that a maintained fork of the
+// deprecated serde_yaml can replace it in one place.
+pub use serde_yaml::with::singleton_map;
+pub use serde_yaml::{Mapping as YamlMapping, Value as YamlValue};
+
+/// `value` as YAML text.
+pub fn to_yaml<T: serde::Serialize>(value: &T) -> std::result::Result<String, String> {
+    serde_yaml::to_string(value).map_err(|e| e.to_string())
+}
+
+/// `value` as a YAML document tree.
+pub fn to_yaml_value<T: serde::Serialize>(value: &T) -> std::result::Result<YamlValue, String> {
+    serde_yaml::to_value(value).map_err(|e| e.to_string())
+}
+
+/// A typed value from a YAML document tree (the message names the field at fault).
+pub fn from_yaml_value<T: DeserializeOwned>(value: YamlValue) -> std::result::Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = clean_message(&e.into_inner().to_string());
+        if path.is_empty() || path == "." {
+            message
+        } else {
+            format!("field `{path}`: {message}")
+        }
+    })
+}
 
 use crate::error::{read_text, Error, Location, Result};
 use serde::de::DeserializeOwned;
@@ -38,6 +65,7 @@ impl YamlSource {
 
     /// Wraps text that did not come from a file (bundled files, tests).
     pub fn from_text(name: impl Into<String>, base_dir: PathBuf, text: String) -> Self {
+        let text = crate::error::strip_bom(text);
         let index = LineIndex::build(&text);
         YamlSource { name: name.into(), base_dir, text, index }
     }

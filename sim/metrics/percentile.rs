@@ -4,23 +4,24 @@
 
 use serde::Serialize;
 
-/// Mean, percentiles and max of a sample.
+/// Mean, percentiles and max of a sample. Over zero samples every statistic is `None`
+/// (`null` in JSON): there is no such value, and 0 would read as a measurement.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Distribution {
     /// Samples.
     pub count: u64,
     /// Arithmetic mean.
-    pub mean: f64,
+    pub mean: Option<f64>,
     /// Median.
-    pub p50: f64,
+    pub p50: Option<f64>,
     /// 90th percentile.
-    pub p90: f64,
+    pub p90: Option<f64>,
     /// 95th percentile.
-    pub p95: f64,
+    pub p95: Option<f64>,
     /// 99th percentile.
-    pub p99: f64,
+    pub p99: Option<f64>,
     /// Largest value.
-    pub max: f64,
+    pub max: Option<f64>,
 }
 
 /// Values with multiplicities, e.g. run-length-coded inter-token gaps.
@@ -51,19 +52,19 @@ impl WeightedValues {
             for (value, c) in &self.pairs {
                 seen += c;
                 if seen >= rank {
-                    return *value;
+                    return Some(*value);
                 }
             }
-            self.pairs.last().map_or(0.0, |(v, _)| *v)
+            self.pairs.last().map(|(v, _)| *v)
         };
         Distribution {
             count,
-            mean: sum / count as f64,
+            mean: Some(sum / count as f64),
             p50: at(0.50),
             p90: at(0.90),
             p95: at(0.95),
             p99: at(0.99),
-            max: self.pairs.last().map_or(0.0, |(v, _)| *v),
+            max: self.pairs.last().map(|(v, _)| *v),
         }
     }
 }
@@ -71,10 +72,13 @@ impl WeightedValues {
 impl Distribution {
     /// Statistics of a histogram of nanoseconds, in seconds.
     pub fn of_histogram_ns(histogram: &super::LogHistogram) -> Distribution {
-        let seconds = |ns: u64| ns as f64 * 1e-9;
+        if histogram.count() == 0 {
+            return Distribution::default();
+        }
+        let seconds = |ns: u64| Some(ns as f64 * 1e-9);
         Distribution {
             count: histogram.count(),
-            mean: histogram.mean() * 1e-9,
+            mean: Some(histogram.mean() * 1e-9),
             p50: seconds(histogram.percentile(0.50)),
             p90: seconds(histogram.percentile(0.90)),
             p95: seconds(histogram.percentile(0.95)),
@@ -100,12 +104,14 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles() {
         let d = Distribution::of((1..=100).map(f64::from));
-        assert_eq!((d.p50, d.p90, d.p99, d.max, d.mean), (50.0, 90.0, 99.0, 100.0, 50.5));
+        assert_eq!((d.p50, d.p90, d.p99, d.max, d.mean), (Some(50.0), Some(90.0), Some(99.0), Some(100.0), Some(50.5)));
         let mut w = WeightedValues::default();
         w.add(2.0, 9);
         w.add(10.0, 1);
         let d = w.distribution();
-        assert_eq!((d.count, d.p50, d.p90, d.p95, d.max), (10, 2.0, 2.0, 10.0, 10.0));
-        assert_eq!(Distribution::of([]).count, 0);
+        assert_eq!((d.count, d.p50, d.p90, d.p95, d.max), (10, Some(2.0), Some(2.0), Some(10.0), Some(10.0)));
+        let empty = Distribution::of([]);
+        assert_eq!(empty.count, 0);
+        assert_eq!((empty.mean, empty.p50, empty.p99, empty.max), (None, None, None, None));
     }
 }

@@ -131,6 +131,7 @@ pub struct Recorder {
     /// Inter-token gaps of all requests.
     gaps: LogHistogram,
     token_gaps: Option<Vec<GapLog>>,
+    finished: u64,
 }
 
 impl Recorder {
@@ -153,7 +154,7 @@ impl Recorder {
             })
             .collect();
         let token_gaps = keep_token_gaps.then(|| vec![GapLog::default(); requests.len()]);
-        Recorder { records, gaps: LogHistogram::default(), token_gaps }
+        Recorder { records, gaps: LogHistogram::default(), token_gaps, finished: 0 }
     }
 
     /// Notes the replica a request was sent to.
@@ -166,6 +167,7 @@ impl Recorder {
         let record = &mut self.records[request];
         record.status = RequestStatus::Rejected;
         record.reject_reason = Some(reason);
+        self.finished += 1;
     }
 
     /// Notes that a request's tokens are being computed at `now`.
@@ -194,6 +196,7 @@ impl Recorder {
         let done = record.tokens_emitted >= record.spec.output_tokens;
         if done {
             record.status = RequestStatus::Completed;
+            self.finished += 1;
         }
         done
     }
@@ -201,6 +204,11 @@ impl Recorder {
     /// Counts a preemption.
     pub fn preempted(&mut self, request: usize) {
         self.records[request].preemptions += 1;
+    }
+
+    /// Requests completed or rejected so far.
+    pub fn finished(&self) -> u64 {
+        self.finished
     }
 
     /// All records, in arrival order.

@@ -53,12 +53,12 @@ pub struct LatencySummary {
 /// Rates over the simulated duration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ThroughputSummary {
-    /// Completed requests per second.
-    pub requests_per_s: f64,
+    /// Completed requests per second (null when no time passed).
+    pub requests_per_s: Option<f64>,
     /// Prompt tokens of completed requests per second.
-    pub input_tokens_per_s: f64,
+    pub input_tokens_per_s: Option<f64>,
     /// Output tokens per second.
-    pub output_tokens_per_s: f64,
+    pub output_tokens_per_s: Option<f64>,
 }
 
 /// Requests within the SLO.
@@ -69,18 +69,18 @@ pub struct GoodputSummary {
     /// Completed requests meeting every objective.
     pub requests_meeting_slo: u64,
     /// That count over all requests (rejected and unfinished ones count as misses).
-    pub fraction_meeting_slo: f64,
+    pub fraction_meeting_slo: Option<f64>,
     /// Requests meeting the SLO per second.
-    pub goodput_requests_per_s: f64,
+    pub goodput_requests_per_s: Option<f64>,
 }
 
 /// Waiting-queue statistics (for Little's law: mean waiting = arrival rate × mean wait).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct QueueSummary {
     /// Time-averaged number of waiting requests, summed over replicas.
-    pub mean_waiting_requests: f64,
+    pub mean_waiting_requests: Option<f64>,
     /// Admitted requests per second of simulated time.
-    pub arrival_rate_per_s: f64,
+    pub arrival_rate_per_s: Option<f64>,
 }
 
 /// KV-cache occupancy.
@@ -93,7 +93,7 @@ pub struct KvSummary {
     /// Highest occupancy of any replica, fraction.
     pub peak_occupancy: f64,
     /// Time-averaged occupancy over all replicas, fraction.
-    pub mean_occupancy: f64,
+    pub mean_occupancy: Option<f64>,
 }
 
 /// One pool's devices.
@@ -114,11 +114,11 @@ pub struct DeviceSummary {
     /// KV blocks per replica.
     pub kv_capacity_blocks_per_replica: u64,
     /// Fraction of time iterations were running.
-    pub busy_fraction: f64,
+    pub busy_fraction: Option<f64>,
     /// Time-averaged fraction of peak FLOP/s.
-    pub mean_compute_utilization: f64,
+    pub mean_compute_utilization: Option<f64>,
     /// Time-averaged fraction of peak memory bandwidth.
-    pub mean_memory_utilization: f64,
+    pub mean_memory_utilization: Option<f64>,
     /// Iterations.
     pub iterations: u64,
     /// Energy of the pool's devices, J.
@@ -134,18 +134,18 @@ pub struct DeviceSummary {
 pub struct EnergySummary {
     /// All devices, J.
     pub total_j: f64,
-    /// Per output token, J.
-    pub j_per_output_token: f64,
+    /// Per output token, J (null when no token was produced).
+    pub j_per_output_token: Option<f64>,
     /// Per prompt or output token, J.
-    pub j_per_token: f64,
+    pub j_per_token: Option<f64>,
     /// Per completed request, J.
-    pub j_per_request: f64,
+    pub j_per_request: Option<f64>,
     /// Mean power of all devices, W.
-    pub mean_power_w: f64,
+    pub mean_power_w: Option<f64>,
     /// Cost of all device-hours, USD.
     pub cost_usd: f64,
     /// Cost per million output tokens, USD.
-    pub usd_per_million_output_tokens: f64,
+    pub usd_per_million_output_tokens: Option<f64>,
 }
 
 /// Everything `summary.json` holds.
@@ -184,13 +184,7 @@ impl Summary {
     pub fn compute(scenario: &Scenario, run: &RunOutput) -> Summary {
         let records = run.recorder.records();
         let duration_s = run.engine.end_time.as_secs_f64();
-        let per_s = |x: f64| {
-            if duration_s > 0.0 {
-                x / duration_s
-            } else {
-                0.0
-            }
-        };
+        let per_s = |x: f64| ratio(x, duration_s);
 
         let mut counts = RequestCounts { total: records.len() as u64, ..Default::default() };
         let mut input_tokens = 0u64;
@@ -248,9 +242,9 @@ impl Summary {
                 .map(|r| r.kv_peak_blocks as f64 / r.kv_capacity_blocks.max(1) as f64)
                 .fold(0.0, f64::max),
             mean_occupancy: if capacity > 0 {
-                per_s(run.replicas.iter().map(|r| r.stats.kv_block_area).sum()) / capacity as f64
+                per_s(run.replicas.iter().map(|r| r.stats.kv_block_area).sum()).map(|x| x / capacity as f64)
             } else {
-                0.0
+                None
             },
         };
 
@@ -267,20 +261,20 @@ impl Summary {
                     r.stats.busy_energy_j + r.idle_power_w * idle_device_s
                 })
                 .sum();
-            let device_count = pool.replicas * pool.tensor_parallel * pool.pipeline_parallel;
+            let device_count = pool.replicas * pool.parallelism.devices();
             let device_hours = device_count as f64 * duration_s / 3600.0;
-            let ratio = |x: f64| if device_seconds > 0.0 { x / device_seconds } else { 0.0 };
+            let of_device_time = |x: f64| ratio(x, device_seconds);
             devices.push(DeviceSummary {
                 pool: pool.name.clone(),
                 device: pool.device.name.clone(),
                 replicas: pool.replicas,
                 devices: device_count,
-                tensor_parallel: pool.tensor_parallel,
-                pipeline_parallel: pool.pipeline_parallel,
+                tensor_parallel: pool.parallelism.tensor,
+                pipeline_parallel: pool.parallelism.pipeline,
                 kv_capacity_blocks_per_replica: pool.memory.kv_capacity_blocks,
-                busy_fraction: ratio(busy_s),
-                mean_compute_utilization: ratio(members.iter().map(|r| r.stats.compute_utilization_s).sum()),
-                mean_memory_utilization: ratio(members.iter().map(|r| r.stats.memory_utilization_s).sum()),
+                busy_fraction: of_device_time(busy_s),
+                mean_compute_utilization: of_device_time(members.iter().map(|r| r.stats.compute_utilization_s).sum()),
+                mean_memory_utilization: of_device_time(members.iter().map(|r| r.stats.memory_utilization_s).sum()),
                 iterations: members.iter().map(|r| r.stats.iterations).sum(),
                 energy_j,
                 device_hours,
@@ -289,14 +283,14 @@ impl Summary {
         }
         let total_j: f64 = devices.iter().map(|d| d.energy_j).sum();
         let cost_usd: f64 = devices.iter().map(|d| d.cost_usd).sum();
-        let per = |x: f64, n: u64| if n > 0 { x / n as f64 } else { 0.0 };
+        let per = |x: f64, n: u64| ratio(x, n as f64);
         let device_count: u64 = devices.iter().map(|d| d.devices).sum();
         let energy = EnergySummary {
             total_j,
             j_per_output_token: per(total_j, output_tokens),
             j_per_token: per(total_j, output_tokens + input_tokens),
             j_per_request: per(total_j, counts.completed),
-            mean_power_w: per(per_s(total_j), device_count),
+            mean_power_w: per_s(total_j).and_then(|w| per(w, device_count)),
             cost_usd,
             usd_per_million_output_tokens: per(cost_usd * 1e6, output_tokens),
         };
@@ -326,4 +320,10 @@ impl Summary {
             events: run.engine.events_delivered,
         }
     }
+}
+
+/// `numerator / denominator`, or None when the denominator is zero (a statistic over no
+/// samples or no time has no value).
+pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
+    (denominator > 0.0).then(|| numerator / denominator)
 }

@@ -7,7 +7,9 @@
 
 mod hf_config;
 mod ops;
+mod parallel;
 mod spec;
 
 pub use ops::{BatchShape, OpKind, Operator, OperatorPlan};
+pub use parallel::Parallelism;
 pub use spec::{MlaSpec, ModelSpec, MoeSpec};

@@ -4,7 +4,7 @@
 //! Operator names follow Vidur's profiling columns (`attn_pre_proj`, `mlp_up_proj`, ...) so
 //! that predictions can be compared with its measurements one to one.
 
-use super::ModelSpec;
+use super::{ModelSpec, Parallelism};
 use crate::hardware::Dtype;
 
 /// What bounds an operator, which selects the efficiency factor the cost model applies.
@@ -119,41 +119,42 @@ struct MoePlan {
 }
 
 impl OperatorPlan {
-    /// Sizes for `model` split over `tensor_parallel` devices, with weights in
-    /// `weight_dtype` and the KV cache in `kv_dtype`; activations are 16-bit.
-    /// With `pipeline_parallel` stages the per-layer operators repeat only for the layers of
-    /// the largest stage (rounded up).
-    pub fn new(
-        model: &ModelSpec,
-        tensor_parallel: u64,
-        pipeline_parallel: u64,
-        weight_dtype: Dtype,
-        kv_dtype: Dtype,
-    ) -> Self {
-        let pp = pipeline_parallel.max(1);
-        let tp = tensor_parallel.max(1) as f64;
+    /// Sizes for `model` split as `parallelism` says, with weights in `weight_dtype` and the
+    /// KV cache in `kv_dtype`; activations are 16-bit. Per-layer operators repeat only for the
+    /// layers of the largest pipeline stage.
+    pub fn new(model: &ModelSpec, parallelism: Parallelism, weight_dtype: Dtype, kv_dtype: Dtype) -> Self {
+        let pp = parallelism.pipeline;
+        let tp = parallelism.tensor as f64;
         let (qk_dim, v_dim) = model.attention_head_dims();
-        let kv_elements = model.kv_elements_per_token_per_layer() as f64;
-        // MLA's latent cache is shared by all heads, so each TP rank holds all of it.
-        let kv_elements_per_device = if model.mla.is_some() { kv_elements } else { kv_elements / tp };
-        let qkv_out_width = match &model.mla {
-            Some(_) => (model.query_width() as f64 + kv_elements) / tp,
-            None => ((model.attention_heads + 2 * model.kv_heads) * model.head_dim) as f64 / tp,
+        let kv_elements_per_device = parallelism.kv_elements_per_token_per_layer_per_device(model) as f64;
+        // Each device projects its share of the query heads and its (possibly replicated) KV
+        // heads; MLA's latent projections are split like the query.
+        let query_heads = model.attention_heads / parallelism.tensor;
+        let kv_heads = parallelism.kv_heads_per_device(model);
+        let (qkv_params, qkv_out_width) = match &model.mla {
+            Some(_) => (
+                model.attention_input_params() as f64 / tp,
+                (model.query_width() as f64 + model.kv_elements_per_token_per_layer() as f64) / tp,
+            ),
+            None => {
+                let width = (query_heads + 2 * kv_heads) * model.head_dim;
+                ((model.hidden_size * width) as f64, width as f64)
+            }
         };
         OperatorPlan {
             layers: model.layers.div_ceil(pp),
             dense_layers: model.dense_layers().div_ceil(pp),
             moe_layers: (model.layers - model.dense_layers()).div_ceil(pp),
-            tensor_parallel: tensor_parallel.max(1),
+            tensor_parallel: parallelism.tensor,
             hidden: model.hidden_size as f64,
             weight_bytes: weight_dtype.bytes(),
             activation_bytes: 2.0,
             kv_bytes: kv_dtype.bytes(),
-            qkv_params: model.attention_input_params() as f64 / tp,
+            qkv_params,
             qkv_out_width,
             o_params: model.attention_output_params() as f64 / tp,
             o_in_width: model.attention_output_params() as f64 / model.hidden_size as f64 / tp,
-            rope_width: ((model.attention_heads + model.kv_heads) * model.head_dim) as f64 / tp,
+            rope_width: ((query_heads + kv_heads) * model.head_dim) as f64,
             heads: model.attention_heads as f64 / tp,
             qk_dim: qk_dim as f64,
             v_dim: v_dim as f64,

@@ -1,10 +1,13 @@
-//! Writing a run's results: `summary.json`, `requests.csv`, `token_gaps.csv` and the terminal
-//! table. Output is a pure function of the records, so equal runs give equal bytes.
+//! Writing a run's results: `summary.json`, `requests.csv`, `token_gaps.csv`, `timeline.csv`
+//! and the terminal table, into an output folder the run owns (see [`OutputFolder`]). Output is
+//! a pure function of the records, so equal runs give equal bytes.
 
+mod folder;
 mod perfetto;
 mod plots;
 mod table;
 
+pub use folder::{Manifest, OutputFolder, OutputKind, MANIFEST};
 pub use perfetto::{write_trace, TraceWindow};
 pub use plots::{plot_dir, plot_knee, plot_run, plot_search, SweepPoint};
 pub use table::render_summary_table;
@@ -25,18 +28,28 @@ pub struct WrittenFiles {
     pub requests: PathBuf,
     /// token_gaps.csv, when gaps were kept.
     pub token_gaps: Option<PathBuf>,
-    /// timeline.csv, when batches were recorded.
+    /// timeline.csv, when batches were recorded (`--plots` or `--trace`).
     pub timeline: Option<PathBuf>,
+}
+
+impl WrittenFiles {
+    /// Every file written.
+    pub fn all(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.summary.clone(), self.requests.clone()];
+        files.extend(self.token_gaps.iter().cloned());
+        files.extend(self.timeline.iter().cloned());
+        files
+    }
 }
 
 fn create(path: &Path) -> Result<BufWriter<fs::File>> {
     fs::File::create(path).map(BufWriter::new).map_err(|e| Error::io(path, "cannot create file", e))
 }
 
-/// Writes the run's files into `dir` (created if missing).
-pub fn write_run(dir: &Path, summary: &Summary, run: &RunOutput) -> Result<WrittenFiles> {
+/// Writes the run's files into the claimed folder `folder`.
+pub fn write_run(folder: &OutputFolder, summary: &Summary, run: &RunOutput) -> Result<WrittenFiles> {
     let recorder = &run.recorder;
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create output folder", e))?;
+    let dir = folder.path();
     let summary_path = dir.join("summary.json");
     let json = serde_json::to_string_pretty(summary).expect("summary serializes");
     fs::write(&summary_path, json + "\n").map_err(|e| Error::io(&summary_path, "cannot write", e))?;
@@ -52,23 +65,24 @@ pub fn write_run(dir: &Path, summary: &Summary, run: &RunOutput) -> Result<Writt
         }
         None => None,
     };
-    let timeline = if run.timeline.is_empty() {
-        None
-    } else {
-        let path = dir.join("timeline.csv");
-        write_timeline(&path, run).map_err(|e| Error::io(&path, "cannot write", e))?;
-        Some(path)
+    let timeline = match &run.timeline {
+        None => None,
+        Some(timeline) => {
+            let path = dir.join("timeline.csv");
+            write_timeline(&path, run, timeline).map_err(|e| Error::io(&path, "cannot write", e))?;
+            Some(path)
+        }
     };
     Ok(WrittenFiles { summary: summary_path, requests: requests_path, token_gaps, timeline })
 }
 
-fn write_timeline(path: &Path, run: &RunOutput) -> std::io::Result<()> {
+fn write_timeline(path: &Path, run: &RunOutput, timeline: &[crate::serving::IterationRecord]) -> std::io::Result<()> {
     let mut out = create(path).map_err(|e| std::io::Error::other(e.to_string()))?;
     writeln!(
         out,
         "replica,start_s,stage_s,done_s,sequences,prefill_tokens,decode_tokens,kv_used_blocks,kv_capacity_blocks,waiting,power_w,idle_power_w,devices"
     )?;
-    for r in &run.timeline {
+    for r in timeline {
         let replica = &run.replicas[r.replica as usize];
         writeln!(
             out,

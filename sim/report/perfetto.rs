@@ -65,26 +65,26 @@ pub fn write_trace(path: &Path, scenario: &Scenario, run: &RunOutput, window: Tr
     for (replica, (pool, placement)) in placements.iter().enumerate() {
         let pid = replica + 1;
         events.push(json!({"name": "process_name", "ph": "M", "pid": pid,
-            "args": {"name": format!("replica {replica} ({} × {}, TP{} PP{})", placement.devices.len(), pool.device.name, pool.tensor_parallel, pool.pipeline_parallel)}}));
+            "args": {"name": format!("replica {replica} ({} × {}, TP{} PP{})", placement.devices.len(), pool.device.name, pool.parallelism.tensor, pool.parallelism.pipeline)}}));
         for (position, &device) in placement.devices.iter().enumerate() {
-            let stage = position as u64 / pool.tensor_parallel;
+            let stage = position as u64 / pool.parallelism.tensor;
             events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": device + 1,
                 "args": {"name": format!("{} (stage {stage})", devices[device].label())}}));
         }
-        for boundary in 1..pool.pipeline_parallel {
+        for boundary in 1..pool.parallelism.pipeline {
             events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": 100_000 + boundary,
                 "args": {"name": format!("link stage {} → {boundary}", boundary - 1)}}));
         }
         events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "requests"}}));
     }
-    for record in &run.timeline {
+    for record in run.timeline.iter().flatten() {
         let (start, done) = (record.start.as_secs_f64(), record.done.as_secs_f64());
         if !window.overlaps(start, done) {
             continue;
         }
         let (pool, placement) = placements[record.replica as usize];
         let pid = record.replica as usize + 1;
-        let stages = pool.pipeline_parallel.max(1);
+        let stages = pool.parallelism.pipeline.max(1);
         let stage_s = record.stage_ns as f64 * 1e-9;
         // Stage k starts at an even share of the slack between the first stage's start and
         // the last stage's end.
@@ -93,7 +93,7 @@ pub fn write_trace(path: &Path, scenario: &Scenario, run: &RunOutput, window: Tr
         let args = json!({"sequences": record.sequences, "prefill_tokens": record.prefill_tokens,
             "decode_tokens": record.decode_tokens, "kv_blocks_used": record.kv_used_blocks, "waiting": record.waiting});
         for (position, &device) in placement.devices.iter().enumerate() {
-            let stage = position as u64 / pool.tensor_parallel;
+            let stage = position as u64 / pool.parallelism.tensor;
             let stage_start = start + stage as f64 * (stage_s + gap);
             events.push(json!({"name": "batch", "cat": "batch", "ph": "X", "pid": pid, "tid": device + 1,
                 "ts": us(stage_start), "dur": us(stage_s), "args": args}));

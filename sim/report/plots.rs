@@ -5,6 +5,7 @@
 //! `timeline.csv`, `summary.json`, `sweep.csv`, `search.csv`), so `servesim plot DIR`
 //! re-plots without simulating again. Empty data gives a plot that says so, never a panic.
 
+use super::folder::{Manifest, OutputKind, MANIFEST};
 use crate::error::{read_text, Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -407,16 +408,16 @@ pub fn plot_run(dir: &Path) -> Result<Vec<PathBuf>> {
 pub struct SweepPoint {
     /// Offered load, requests per second.
     pub offered_rps: f64,
-    /// TTFT p50 and p99, s.
-    pub ttft_p50_s: f64,
+    /// TTFT p50 and p99, s (None: no request had a first token at this load).
+    pub ttft_p50_s: Option<f64>,
     /// TTFT p99, s.
-    pub ttft_p99_s: f64,
+    pub ttft_p99_s: Option<f64>,
     /// TPOT p50, s.
-    pub tpot_p50_s: f64,
+    pub tpot_p50_s: Option<f64>,
     /// TPOT p99, s.
-    pub tpot_p99_s: f64,
+    pub tpot_p99_s: Option<f64>,
     /// Fraction of requests within the SLO.
-    pub fraction_meeting_slo: f64,
+    pub fraction_meeting_slo: Option<f64>,
 }
 
 fn draw_knee<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, points: &[SweepPoint]) -> PlotResult
@@ -429,13 +430,13 @@ where
     root.fill(&WHITE)?;
     let halves = root.split_evenly((1, 2));
     let max_x = points.iter().map(|p| p.offered_rps).fold(1e-9, f64::max) * 1.05;
-    type Pick = fn(&SweepPoint) -> f64;
+    type Pick = fn(&SweepPoint) -> Option<f64>;
     let panels: [(&str, [(&str, Pick); 2]); 2] = [
         ("TTFT", [("p50", |p| p.ttft_p50_s), ("p99", |p| p.ttft_p99_s)]),
         ("TPOT", [("p50", |p| p.tpot_p50_s), ("p99", |p| p.tpot_p99_s)]),
     ];
     for (area, (name, lines)) in halves.iter().zip(panels) {
-        let max_y = points.iter().map(|p| lines[1].1(p).max(lines[0].1(p))).fold(1e-9, f64::max) * 1.1;
+        let max_y = points.iter().flat_map(|p| [lines[0].1(p), lines[1].1(p)]).flatten().fold(1e-9, f64::max) * 1.1;
         let mut chart = ChartBuilder::on(area)
             .caption(format!("{title}: {name} vs offered load"), ("sans-serif", 18))
             .margin(12)
@@ -446,10 +447,15 @@ where
         for (i, (label, pick)) in lines.iter().enumerate() {
             let color = if i == 0 { BLUE } else { RED };
             chart
-                .draw_series(LineSeries::new(points.iter().map(|p| (p.offered_rps, pick(p))), color.stroke_width(2)))?
+                .draw_series(LineSeries::new(
+                    points.iter().filter_map(|p| Some((p.offered_rps, pick(p)?))),
+                    color.stroke_width(2),
+                ))?
                 .label(*label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-            chart.draw_series(points.iter().map(|p| Circle::new((p.offered_rps, pick(p)), 3, color.filled())))?;
+            chart.draw_series(
+                points.iter().filter_map(|p| Some(Circle::new((p.offered_rps, pick(p)?), 3, color.filled()))),
+            )?;
         }
         chart.configure_series_labels().background_style(WHITE).border_style(BLACK).draw()?;
     }
@@ -463,6 +469,7 @@ pub fn plot_knee(dir: &Path, title: &str, points: &[SweepPoint]) -> Result<Vec<P
 
 struct SearchPoint {
     plan: u64,
+    label: String,
     latency: f64,
     energy: f64,
     cost: f64,
@@ -507,7 +514,9 @@ where
         .label("Pareto front")
         .legend(|(x, y)| Circle::new((x + 10, y), 5, RED.filled()));
     for p in points.iter().filter(|p| p.rank == Some(1) || (p.pareto && front.len() <= 12)) {
-        let label = if p.rank == Some(1) { format!("plan {} (best)", p.plan) } else { format!("plan {}", p.plan) };
+        let name =
+            if p.label.is_empty() { format!("plan {}", p.plan) } else { format!("{} (plan {})", p.label, p.plan) };
+        let label = if p.rank == Some(1) { format!("{name}, best") } else { name };
         chart.draw_series(std::iter::once(Text::new(label, (p.latency, y(p)), ("sans-serif", 13).into_font())))?;
     }
     chart.configure_series_labels().background_style(WHITE).border_style(BLACK).draw()?;
@@ -515,11 +524,10 @@ where
 }
 
 /// Draws the Pareto plots of a search folder (search.csv and pareto.csv).
-pub fn plot_search(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn plot_search(dir: &Path, title: &str) -> Result<Vec<PathBuf>> {
     let rows = read_table(&dir.join("search.csv"))?;
     let pareto: Vec<u64> =
         read_table(&dir.join("pareto.csv"))?.iter().filter_map(|r| number(r, "index")).map(|v| v as u64).collect();
-    let title = dir.file_name().map_or("search".to_string(), |n| n.to_string_lossy().into_owned());
     // The latency axis is the objective's latency metric when that is latency, else TTFT p99.
     let points: Vec<SearchPoint> = rows
         .iter()
@@ -528,6 +536,7 @@ pub fn plot_search(dir: &Path) -> Result<Vec<PathBuf>> {
             let plan = number(r, "index")? as u64;
             Some(SearchPoint {
                 plan,
+                label: r.get("label").cloned().unwrap_or_default(),
                 latency: number(r, "ttft_p99_s")?,
                 energy: number(r, "j_per_output_token")?,
                 cost: number(r, "usd_per_million_output_tokens")?,
@@ -537,39 +546,68 @@ pub fn plot_search(dir: &Path) -> Result<Vec<PathBuf>> {
         })
         .collect();
     let mut files = Vec::new();
-    files.extend(both!(dir.join("pareto_energy"), (1000, 650), draw_pareto, &title, &points, false));
-    files.extend(both!(dir.join("pareto_cost"), (1000, 650), draw_pareto, &title, &points, true));
+    files.extend(both!(dir.join("pareto_energy"), (1000, 650), draw_pareto, title, &points, false));
+    files.extend(both!(dir.join("pareto_cost"), (1000, 650), draw_pareto, title, &points, true));
     Ok(files)
 }
 
-/// Plots whatever `dir` holds: a search, a sweep or a run.
+/// Re-draws the plots of an output folder of `servesim run`, `sweep` or `search`; a folder
+/// lacking files the plots need is an error naming them.
 pub fn plot_dir(dir: &Path) -> Result<Vec<PathBuf>> {
-    if dir.join("search.csv").is_file() {
-        return plot_search(dir);
+    let folder = dir.display().to_string();
+    let manifest = Manifest::read(dir)?.ok_or_else(|| {
+        Error::in_file(
+            &folder,
+            format!(
+                "nothing to plot: the folder has no {MANIFEST}, so it is not the output folder of `servesim run`, `sweep` or `search`"
+            ),
+        )
+    })?;
+    let (needed, hint): (&[&str], &str) = match manifest.kind {
+        OutputKind::Run => (
+            &["summary.json", "requests.csv", "timeline.csv"],
+            "timeline.csv is written only when the run draws plots or a trace: rerun it with `servesim run --plots` (or --trace)",
+        ),
+        OutputKind::Sweep => (&["sweep.csv"], "rerun the sweep"),
+        OutputKind::Search => (&["search.csv", "pareto.csv"], "rerun the search or merge its shards"),
+        OutputKind::SearchShard => (&[], ""),
+    };
+    if manifest.kind == OutputKind::SearchShard {
+        return Err(Error::in_file(
+            &folder,
+            "this is one shard of a search (rows.csv only): combine the shards with `servesim merge`, then plot the merged folder",
+        ));
     }
-    if dir.join("sweep.csv").is_file() {
-        let rows = read_table(&dir.join("sweep.csv"))?;
-        let points: Vec<SweepPoint> = rows
-            .iter()
-            .filter_map(|r| {
-                Some(SweepPoint {
-                    offered_rps: number(r, "offered_rps")?,
-                    ttft_p50_s: number(r, "ttft_p50_s")?,
-                    ttft_p99_s: number(r, "ttft_p99_s")?,
-                    tpot_p50_s: number(r, "tpot_p50_s")?,
-                    tpot_p99_s: number(r, "tpot_p99_s")?,
-                    fraction_meeting_slo: number(r, "fraction_meeting_slo")?,
+    let missing: Vec<&str> = needed.iter().copied().filter(|f| !dir.join(f).is_file()).collect();
+    if !missing.is_empty() {
+        return Err(Error::in_file(
+            &folder,
+            format!(
+                "cannot plot this {}: {} missing; {hint}",
+                manifest.kind.name(),
+                if missing.len() == 1 { format!("{} is", missing[0]) } else { format!("{} are", missing.join(", ")) }
+            ),
+        ));
+    }
+    match manifest.kind {
+        OutputKind::Search => plot_search(dir, &manifest.name),
+        OutputKind::Sweep => {
+            let rows = read_table(&dir.join("sweep.csv"))?;
+            let points: Vec<SweepPoint> = rows
+                .iter()
+                .filter_map(|r| {
+                    Some(SweepPoint {
+                        offered_rps: number(r, "offered_rps")?,
+                        ttft_p50_s: number(r, "ttft_p50_s"),
+                        ttft_p99_s: number(r, "ttft_p99_s"),
+                        tpot_p50_s: number(r, "tpot_p50_s"),
+                        tpot_p99_s: number(r, "tpot_p99_s"),
+                        fraction_meeting_slo: number(r, "fraction_meeting_slo"),
+                    })
                 })
-            })
-            .collect();
-        let title = dir.file_name().map_or("sweep".to_string(), |n| n.to_string_lossy().into_owned());
-        return plot_knee(dir, &title, &points);
+                .collect();
+            plot_knee(dir, &manifest.name, &points)
+        }
+        _ => plot_run(dir),
     }
-    if dir.join("requests.csv").is_file() {
-        return plot_run(dir);
-    }
-    Err(Error::in_file(
-        dir.display().to_string(),
-        "nothing to plot: expected the output folder of `servesim run` (requests.csv), a sweep (sweep.csv) or a search (search.csv)",
-    ))
 }

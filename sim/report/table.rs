@@ -3,18 +3,15 @@
 use crate::metrics::{Distribution, Summary};
 use std::fmt::Write;
 
+/// `value` scaled and printed with `decimals`, or "-" when there is no value (a statistic
+/// over no samples).
+fn num(value: Option<f64>, scale: f64, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("{:.*}", decimals, v * scale))
+}
+
 fn ms(d: &Distribution) -> String {
-    if d.count == 0 {
-        return format!("{:>10} {:>10} {:>10} {:>10} {:>10}", "-", "-", "-", "-", "-");
-    }
-    format!(
-        "{:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
-        d.mean * 1e3,
-        d.p50 * 1e3,
-        d.p90 * 1e3,
-        d.p99 * 1e3,
-        d.max * 1e3
-    )
+    let cell = |v: Option<f64>| format!("{:>10}", num(v, 1e3, 2));
+    [d.mean, d.p50, d.p90, d.p99, d.max].into_iter().map(cell).collect::<Vec<_>>().join(" ")
 }
 
 /// Renders the summary as a fixed-width table.
@@ -47,15 +44,17 @@ pub fn render_summary_table(summary: &Summary) -> String {
     let t = &summary.throughput;
     let _ = writeln!(
         out,
-        "throughput      {:.2} req/s, {:.0} input tok/s, {:.0} output tok/s",
-        t.requests_per_s, t.input_tokens_per_s, t.output_tokens_per_s
+        "throughput      {} req/s, {} input tok/s, {} output tok/s",
+        num(t.requests_per_s, 1.0, 2),
+        num(t.input_tokens_per_s, 1.0, 0),
+        num(t.output_tokens_per_s, 1.0, 0)
     );
     let g = &summary.goodput;
     let _ = writeln!(
         out,
-        "goodput         {:.2} req/s within SLO ({:.1}% of requests; ttft ≤ {}, tpot ≤ {}, e2e ≤ {})",
-        g.goodput_requests_per_s,
-        g.fraction_meeting_slo * 100.0,
+        "goodput         {} req/s within SLO ({}% of requests; ttft ≤ {}, tpot ≤ {}, e2e ≤ {})",
+        num(g.goodput_requests_per_s, 1.0, 2),
+        num(g.fraction_meeting_slo, 100.0, 1),
         g.slo.ttft_s.map_or("-".into(), |v| format!("{v} s")),
         g.slo.tpot_s.map_or("-".into(), |v| format!("{v} s")),
         g.slo.e2e_s.map_or("-".into(), |v| format!("{v} s")),
@@ -63,39 +62,40 @@ pub fn render_summary_table(summary: &Summary) -> String {
     let k = &summary.kv_cache;
     let _ = writeln!(
         out,
-        "KV cache        {} blocks × {} tokens; peak {:.1}%, mean {:.1}%",
+        "KV cache        {} blocks × {} tokens; peak {:.1}%, mean {}%",
         k.capacity_blocks,
         k.block_size_tokens,
         k.peak_occupancy * 100.0,
-        k.mean_occupancy * 100.0
+        num(k.mean_occupancy, 100.0, 1)
     );
     for d in &summary.devices {
         let _ = writeln!(
             out,
-            "pool {:<10} {} × {} (TP {}): busy {:.1}%, compute {:.1}%, memory bw {:.1}%, {} iterations",
+            "pool {:<10} {} × {} (TP {}): busy {}%, compute {}%, memory bw {}%, {} iterations",
             d.pool,
             d.devices,
             d.device,
             d.tensor_parallel,
-            d.busy_fraction * 100.0,
-            d.mean_compute_utilization * 100.0,
-            d.mean_memory_utilization * 100.0,
+            num(d.busy_fraction, 100.0, 1),
+            num(d.mean_compute_utilization, 100.0, 1),
+            num(d.mean_memory_utilization, 100.0, 1),
             d.iterations
         );
     }
     let e = &summary.energy;
     let _ = writeln!(
         out,
-        "energy          {:.0} kJ, {:.3} J/output token, {:.1} J/request, mean {:.0} W/device",
+        "energy          {:.0} kJ, {} J/output token, {} J/request, mean {} W/device",
         e.total_j / 1e3,
-        e.j_per_output_token,
-        e.j_per_request,
-        e.mean_power_w
+        num(e.j_per_output_token, 1.0, 3),
+        num(e.j_per_request, 1.0, 1),
+        num(e.mean_power_w, 1.0, 0)
     );
     let _ = writeln!(
         out,
-        "cost            ${:.4} total, ${:.3} per million output tokens",
-        e.cost_usd, e.usd_per_million_output_tokens
+        "cost            ${:.4} total, ${} per million output tokens",
+        e.cost_usd,
+        num(e.usd_per_million_output_tokens, 1.0, 3)
     );
     out
 }

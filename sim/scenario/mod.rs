@@ -9,7 +9,7 @@ mod memory;
 mod placement;
 pub mod schema;
 
-pub use memory::MemoryPlan;
+pub use memory::{DoesNotFit, MemoryPlan, MemoryRequest};
 pub use placement::{ParallelComm, ReplicaPlacement};
 
 use crate::calibration::Calibration;
@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::hardware::{bundled_scenario, Catalog, DeviceProfile, Dtype, LinkProfile};
 use crate::input::YamlSource;
 use crate::metrics::Slo;
-use crate::model::ModelSpec;
+use crate::model::{ModelSpec, Parallelism};
 use crate::serving::{RequestSpec, SchedulerConfig};
 use crate::topology::Fabric;
 use schema::{RouterKind, ScenarioFile};
@@ -41,10 +41,8 @@ pub struct PoolPlan {
     pub device: DeviceProfile,
     /// Replicas.
     pub replicas: u64,
-    /// Devices per pipeline stage.
-    pub tensor_parallel: u64,
-    /// Pipeline stages per replica.
-    pub pipeline_parallel: u64,
+    /// How each replica splits the model over its devices.
+    pub parallelism: Parallelism,
     /// Link inside a replica.
     pub interconnect: Option<LinkProfile>,
     /// Batching limits.
@@ -92,6 +90,9 @@ pub struct Scenario {
     pub record_timeline: bool,
     /// Simulation horizon.
     pub max_time: Option<SimTime>,
+    /// Things the user should know before trusting the run (printed by `run` and
+    /// `validate`).
+    pub warnings: Vec<String>,
 }
 
 /// The text of a bundled scenario; relative paths in it resolve against the project's
@@ -134,6 +135,9 @@ impl Scenario {
         requests: Option<Vec<RequestSpec>>,
         catalog: &Catalog,
     ) -> Result<Scenario> {
+        if let Some(name) = &file.name {
+            check_plain_name(name).map_err(|message| source.error("name", message))?;
+        }
         let model = catalog.model(&file.model, source, "model")?;
         let weight_dtype = file.dtype.or(model.published_dtype).unwrap_or(Dtype::Bf16);
         let weight_dtype = if weight_dtype == Dtype::Fp32 { Dtype::Bf16 } else { weight_dtype };
@@ -159,26 +163,12 @@ impl Scenario {
                     ),
                 )
             })?;
-            let tensor_parallel = pool.tensor_parallel.get();
-            if model.attention_heads % tensor_parallel != 0 {
-                return Err(source.error(
-                    &format!("{field}.tensor_parallel"),
-                    format!(
-                        "tensor_parallel {tensor_parallel} does not divide the {} attention heads of {}",
-                        model.attention_heads, model.name
-                    ),
-                ));
-            }
-            let pipeline_parallel = pool.pipeline_parallel.get();
-            if pipeline_parallel > model.layers {
-                return Err(source.error(
-                    &format!("{field}.pipeline_parallel"),
-                    format!("{pipeline_parallel} stages exceed the {} layers of {}", model.layers, model.name),
-                ));
-            }
+            let parallelism = Parallelism::new(pool.tensor_parallel.get(), pool.pipeline_parallel.get());
+            parallelism.check(&model).map_err(|(what, message)| source.error(&format!("{field}.{what}"), message))?;
+            let (tensor_parallel, pipeline_parallel) = (parallelism.tensor, parallelism.pipeline);
             let interconnect = match &pool.interconnect {
                 Some(link) => Some(catalog.link(link, source, &format!("{field}.interconnect"))?),
-                None if file.cluster.is_none() && tensor_parallel * pipeline_parallel > 1 => {
+                None if file.cluster.is_none() && parallelism.devices() > 1 => {
                     return Err(source.error(
                         &format!("{field}.interconnect"),
                         format!(
@@ -224,14 +214,23 @@ impl Scenario {
                 max_model_len,
                 policy: pool.scheduler.policy,
             };
-            let memory = MemoryPlan::new(&model, &device, weight_dtype, kv_dtype, pool, &scheduler)
-                .map_err(|message| source.error(&format!("{field}.device"), message))?;
+            let memory = MemoryPlan::new(&MemoryRequest {
+                model: &model,
+                device: &device,
+                weight_dtype,
+                kv_dtype,
+                parallelism,
+                memory_utilization: pool.memory_utilization.get(),
+                runtime_reserve_gib: pool.runtime_reserve_gib.get(),
+                scheduler: &scheduler,
+                block_size_tokens: pool.scheduler.block_size.get(),
+            })
+            .map_err(|e| source.error(&format!("{field}.{}", e.field), e.message))?;
             pools.push(PoolPlan {
                 name: pool.name.clone().unwrap_or_else(|| format!("pool{index}")),
                 device,
                 replicas: pool.replicas.get(),
-                tensor_parallel,
-                pipeline_parallel,
+                parallelism,
                 interconnect,
                 scheduler,
                 memory,
@@ -245,8 +244,8 @@ impl Scenario {
             .map(|p| placement::PoolDemand {
                 device: &p.device,
                 replicas: p.replicas,
-                tensor_parallel: p.tensor_parallel,
-                pipeline_parallel: p.pipeline_parallel,
+                tensor_parallel: p.parallelism.tensor,
+                pipeline_parallel: p.parallelism.pipeline,
                 interconnect: p.interconnect.as_ref(),
                 calibration: p.calibration.as_deref(),
             })
@@ -257,13 +256,19 @@ impl Scenario {
             pool.placements = placements;
         }
         let seed = overrides.seed.unwrap_or(file.seed);
-        let requests = match requests {
-            Some(requests) => requests,
-            None => crate::workload::load(&file.workload, source, seed)?,
+        let (requests, warnings) = match requests {
+            Some(requests) => (requests, Vec::new()),
+            None => {
+                let workload = crate::workload::load(&file.workload, source, seed)?;
+                (workload.requests, workload.warnings)
+            }
         };
-        let name = file.name.clone().unwrap_or_else(|| {
-            Path::new(&source.name).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
-        });
+        let name = match &file.name {
+            Some(name) => name.clone(),
+            None => plain_name_from(
+                &Path::new(&source.name).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned()),
+            ),
+        };
         Ok(Scenario {
             name,
             origin: source.name.clone(),
@@ -283,7 +288,85 @@ impl Scenario {
             keep_token_gaps: file.output.token_gaps,
             record_timeline: false,
             max_time: file.max_time_s.map(|t| SimTime::from_secs_f64(t.get())),
+            warnings,
             file,
         })
+    }
+}
+
+/// Why `name` cannot name an output folder, if it cannot: names become `reports/<name>`, so
+/// they must be one plain path component.
+pub fn check_plain_name(name: &str) -> std::result::Result<(), String> {
+    let plain = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with(['.', '-'])
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a plain name: use 1 to 128 letters, digits, '.', '_' or '-', not starting with '.' or '-' (the name becomes the output folder reports/<name>; choose another folder with --out)"
+        ))
+    }
+}
+
+/// `text` made into a plain name (other characters become '-').
+pub fn plain_name_from(text: &str) -> String {
+    let mut name: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .take(128)
+        .collect();
+    while name.starts_with(['.', '-']) {
+        name.remove(0);
+    }
+    if name.is_empty() {
+        "scenario".into()
+    } else {
+        name
+    }
+}
+
+/// Requests no pool of a scenario can serve.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Unservable {
+    /// How many.
+    pub count: u64,
+    /// Why the first of them cannot be served, in words.
+    pub example: Option<String>,
+}
+
+impl Scenario {
+    /// The requests that every pool would reject at arrival: longer than its context window,
+    /// or needing more KV blocks than a replica has.
+    pub fn unservable_requests(&self) -> Unservable {
+        let mut unservable = Unservable::default();
+        for request in &self.requests {
+            let tokens = u64::from(request.input_tokens) + u64::from(request.output_tokens);
+            let why_not = |pool: &PoolPlan| {
+                let blocks = tokens.div_ceil(pool.memory.block_size_tokens.max(1));
+                if tokens > pool.scheduler.max_model_len {
+                    Some(format!(
+                        "request {} needs {tokens} tokens but pool {} accepts at most {} (max_model_len)",
+                        request.id, pool.name, pool.scheduler.max_model_len
+                    ))
+                } else if blocks > pool.memory.kv_capacity_blocks {
+                    Some(format!(
+                        "request {} needs {blocks} KV blocks but a replica of pool {} has {}",
+                        request.id, pool.name, pool.memory.kv_capacity_blocks
+                    ))
+                } else {
+                    None
+                }
+            };
+            let reasons: Vec<Option<String>> = self.pools.iter().map(why_not).collect();
+            if reasons.iter().all(Option::is_some) {
+                unservable.count += 1;
+                if unservable.example.is_none() {
+                    unservable.example = reasons.into_iter().flatten().next();
+                }
+            }
+        }
+        unservable
     }
 }

@@ -218,13 +218,13 @@ pub struct SyntheticSection {
     /// Number of requests.
     pub requests: Count,
     /// Arrival process, e.g. `{ poisson: { rate_per_s: 8 } }`.
-    #[serde(with = "serde_yaml::with::singleton_map")]
+    #[serde(with = "crate::input::singleton_map")]
     pub arrival: ArrivalSection,
     /// Prompt lengths, e.g. `{ lognormal: { mean: 1024, cv: 1 } }`.
-    #[serde(with = "serde_yaml::with::singleton_map")]
+    #[serde(with = "crate::input::singleton_map")]
     pub input_tokens: LengthSection,
     /// Output lengths.
-    #[serde(with = "serde_yaml::with::singleton_map")]
+    #[serde(with = "crate::input::singleton_map")]
     pub output_tokens: LengthSection,
 }
 

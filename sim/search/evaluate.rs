@@ -1,11 +1,46 @@
-//! Evaluating one plan: prune it (budget, memory, divisibility, placement) or simulate it, and
-//! for capacity objectives find the highest sustainable request rate by bisection.
+//! Evaluating one plan: prune it (budget, memory, parallel layout, DVFS, placement) with the
+//! reason in words, or simulate it, and for capacity objectives find the highest sustainable
+//! request rate by bisection.
 
 use super::spec::{LatencyMetric, Objective, Plan, SearchSpec};
 use crate::cluster::simulate;
+use crate::error::Error;
 use crate::metrics::Summary;
 use crate::scenario::{Overrides, Scenario};
 use crate::serving::RequestSpec;
+
+/// Why a plan was not simulated, grouped for the terminal and kept whole for the CSV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    /// A category in words, e.g. "does not fit in device memory".
+    pub category: String,
+    /// The full reason.
+    pub reason: String,
+}
+
+impl Pruned {
+    /// The category of a scenario validation error, from the field it names.
+    pub fn from_error(error: &Error) -> Pruned {
+        let (field, message) = match error {
+            Error::Input { location, message } => (location.field.clone().unwrap_or_default(), message.clone()),
+            Error::Io { .. } | Error::Usage { .. } => (String::new(), error.to_string()),
+        };
+        let leaf = field.rsplit('.').next().unwrap_or("");
+        let category = match leaf {
+            "clock_ratio" => "the device has no DVFS point at that clock ratio",
+            "tensor_parallel" | "pipeline_parallel" => "the parallel layout does not split the model",
+            "device" | "runtime_reserve_gib" | "max_num_batched_tokens" | "max_num_seqs" | "block_size" => {
+                "does not fit in device memory"
+            }
+            "replicas" | "count" => "cannot be placed on the cluster",
+            "chunked_prefill" | "max_model_len" => "invalid scheduler limits",
+            _ if field.starts_with("deployment.pools") => "cannot be placed on the cluster",
+            _ => "invalid plan",
+        };
+        let reason = if field.is_empty() { message } else { format!("{field}: {message}") };
+        Pruned { category: category.to_string(), reason }
+    }
+}
 
 /// Whether a plan ran.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,7 +48,58 @@ pub enum PlanStatus {
     /// Simulated.
     Simulated,
     /// Not simulated, with the reason.
-    Pruned(String),
+    Pruned(Pruned),
+}
+
+/// How a capacity search ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapacityLimit {
+    /// The SLO broke between two tested rates: the capacity is bracketed.
+    Bracketed,
+    /// Every tested rate met the SLO, up to the one at which the whole workload arrives at
+    /// once: the plan's capacity is at least the reported rate (the workload is too short to
+    /// saturate it).
+    NotReached,
+}
+
+impl CapacityLimit {
+    /// Name in CSV cells.
+    pub fn name(self) -> &'static str {
+        match self {
+            CapacityLimit::Bracketed => "bracketed",
+            CapacityLimit::NotReached => "not_reached",
+        }
+    }
+}
+
+/// Figures of a simulated plan; each is None where it has no value (e.g. TPOT when no request
+/// produced two tokens). Pruned plans have none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanMetrics {
+    /// Fraction of requests meeting the SLO.
+    pub fraction_meeting_slo: Option<f64>,
+    /// TTFT p50, s.
+    pub ttft_p50_s: Option<f64>,
+    /// TTFT p99, s.
+    pub ttft_p99_s: Option<f64>,
+    /// TPOT p50, s.
+    pub tpot_p50_s: Option<f64>,
+    /// TPOT p99, s.
+    pub tpot_p99_s: Option<f64>,
+    /// Mean end-to-end latency, s.
+    pub e2e_mean_s: Option<f64>,
+    /// End-to-end p99, s.
+    pub e2e_p99_s: Option<f64>,
+    /// Output tokens per second.
+    pub output_tokens_per_s: Option<f64>,
+    /// Energy per output token, J.
+    pub j_per_output_token: Option<f64>,
+    /// Cost per million output tokens, USD.
+    pub usd_per_million_output_tokens: Option<f64>,
+    /// Highest request rate within the SLO (capacity objectives only), requests/s.
+    pub capacity_rps: Option<f64>,
+    /// How the capacity search ended.
+    pub capacity_limit: Option<CapacityLimit>,
 }
 
 /// One row of `search.csv`.
@@ -21,80 +107,58 @@ pub enum PlanStatus {
 pub struct PlanRow {
     /// The plan.
     pub plan: Plan,
+    /// Pools in words (empty when the plan's scenario could not be read).
+    pub label: String,
     /// Devices used.
-    pub devices: u64,
+    pub devices: Option<u64>,
     /// Price of the devices, USD per hour.
-    pub cost_per_hour_usd: f64,
+    pub cost_per_hour_usd: Option<f64>,
     /// Simulated or pruned.
     pub status: PlanStatus,
-    /// Fraction of requests meeting the SLO.
-    pub fraction_meeting_slo: f64,
-    /// Whether that fraction reaches the spec's minimum.
+    /// Whether the SLO fraction reaches the spec's minimum.
     pub meets_slo: bool,
-    /// TTFT p50 and p99, s.
-    pub ttft_p50_s: f64,
-    /// TTFT p99, s.
-    pub ttft_p99_s: f64,
-    /// TPOT p50, s.
-    pub tpot_p50_s: f64,
-    /// TPOT p99, s.
-    pub tpot_p99_s: f64,
-    /// Mean end-to-end latency, s.
-    pub e2e_mean_s: f64,
-    /// End-to-end p99, s.
-    pub e2e_p99_s: f64,
-    /// Output tokens per second.
-    pub output_tokens_per_s: f64,
-    /// Energy per output token, J.
-    pub j_per_output_token: f64,
-    /// Cost per million output tokens, USD.
-    pub usd_per_million_output_tokens: f64,
-    /// Highest request rate within the SLO (capacity objectives only), requests/s.
-    pub capacity_rps: f64,
+    /// Figures (all None when pruned).
+    pub metrics: PlanMetrics,
 }
 
 impl PlanRow {
     /// The latency figure the spec ranks by.
-    pub fn latency(&self, metric: LatencyMetric) -> f64 {
+    pub fn latency(&self, metric: LatencyMetric) -> Option<f64> {
+        let m = &self.metrics;
         match metric {
-            LatencyMetric::TtftP99 => self.ttft_p99_s,
-            LatencyMetric::TtftP50 => self.ttft_p50_s,
-            LatencyMetric::TpotP99 => self.tpot_p99_s,
-            LatencyMetric::E2eP99 => self.e2e_p99_s,
-            LatencyMetric::E2eMean => self.e2e_mean_s,
+            LatencyMetric::TtftP99 => m.ttft_p99_s,
+            LatencyMetric::TtftP50 => m.ttft_p50_s,
+            LatencyMetric::TpotP99 => m.tpot_p99_s,
+            LatencyMetric::E2eP99 => m.e2e_p99_s,
+            LatencyMetric::E2eMean => m.e2e_mean_s,
         }
     }
 
     /// The value to minimise under `objective` (capacities are negated).
-    pub fn objective_value(&self, objective: Objective, metric: LatencyMetric) -> f64 {
+    pub fn objective_value(&self, objective: Objective, metric: LatencyMetric) -> Option<f64> {
+        let m = &self.metrics;
         match objective {
             Objective::MinimizeLatency => self.latency(metric),
-            Objective::MinimizeEnergy => self.j_per_output_token,
-            Objective::MinimizeCost => self.usd_per_million_output_tokens,
-            Objective::MaximizeCapacityPerDevice => -self.capacity_rps / self.devices.max(1) as f64,
-            Objective::MaximizeCapacityPerDollar => -self.capacity_rps / self.cost_per_hour_usd.max(1e-9),
+            Objective::MinimizeEnergy => m.j_per_output_token,
+            Objective::MinimizeCost => m.usd_per_million_output_tokens,
+            Objective::MaximizeCapacityPerDevice => Some(-m.capacity_rps? / self.devices.filter(|&d| d > 0)? as f64),
+            Objective::MaximizeCapacityPerDollar => {
+                Some(-m.capacity_rps? / self.cost_per_hour_usd.filter(|&c| c > 0.0)?)
+            }
         }
     }
-}
 
-fn pruned(spec: &SearchSpec, plan: &Plan, reason: String) -> PlanRow {
-    PlanRow {
-        plan: plan.clone(),
-        devices: SearchSpec::devices_of(plan),
-        cost_per_hour_usd: spec.cost_per_hour(plan),
-        status: PlanStatus::Pruned(reason),
-        fraction_meeting_slo: 0.0,
-        meets_slo: false,
-        ttft_p50_s: 0.0,
-        ttft_p99_s: 0.0,
-        tpot_p50_s: 0.0,
-        tpot_p99_s: 0.0,
-        e2e_mean_s: 0.0,
-        e2e_p99_s: 0.0,
-        output_tokens_per_s: 0.0,
-        j_per_output_token: 0.0,
-        usd_per_million_output_tokens: 0.0,
-        capacity_rps: 0.0,
+    /// A row for a plan that was not simulated.
+    fn pruned(plan: Plan, pruned: Pruned) -> PlanRow {
+        PlanRow {
+            plan,
+            label: String::new(),
+            devices: None,
+            cost_per_hour_usd: None,
+            status: PlanStatus::Pruned(pruned),
+            meets_slo: false,
+            metrics: PlanMetrics::default(),
+        }
     }
 }
 
@@ -107,62 +171,103 @@ fn scaled(requests: &[RequestSpec], scale: f64) -> Vec<RequestSpec> {
 }
 
 /// Evaluates one plan.
-pub fn evaluate_plan(spec: &SearchSpec, plan: &Plan) -> PlanRow {
-    if let Some(reason) = spec.budget_violation(plan) {
-        return pruned(spec, plan, reason);
+pub fn evaluate_plan(spec: &SearchSpec, index: u64) -> PlanRow {
+    let plan = spec.plan(index);
+    let file = match spec.scenario_file(index) {
+        Ok(file) => file,
+        Err(reason) => return PlanRow::pruned(plan, Pruned { category: "invalid plan".into(), reason }),
+    };
+    let shape = match spec.shape(&file) {
+        Ok(shape) => shape,
+        Err(error) => return PlanRow::pruned(plan, Pruned::from_error(&error)),
+    };
+    let mut row = PlanRow::pruned(plan, Pruned { category: String::new(), reason: String::new() });
+    row.label = shape.label.clone();
+    row.devices = Some(shape.devices);
+    row.cost_per_hour_usd = Some(shape.cost_per_hour_usd);
+    if let Some(reason) = spec.budget_violation(&shape) {
+        let category = if reason.starts_with("uses") { "over the device budget" } else { "over the cost budget" };
+        row.status = PlanStatus::Pruned(Pruned { category: category.into(), reason });
+        return row;
     }
-    let file = spec.scenario_file(plan);
     let build = |requests: Vec<RequestSpec>| {
         Scenario::from_parsed(file.clone(), &spec.base_source, &Overrides::default(), Some(requests), &spec.catalog)
     };
     let scenario = match build(spec.requests.clone()) {
         Ok(scenario) => scenario,
-        Err(error) => return pruned(spec, plan, strip_location(&error.to_string())),
+        Err(error) => {
+            row.status = PlanStatus::Pruned(Pruned::from_error(&error));
+            return row;
+        }
     };
     let min_fraction = spec.file.slo.min_fraction.get();
     let summary = Summary::compute(&scenario, &simulate(&scenario));
-    let mut row = pruned(spec, plan, String::new());
     row.status = PlanStatus::Simulated;
-    row.fraction_meeting_slo = summary.goodput.fraction_meeting_slo;
-    row.meets_slo = summary.goodput.fraction_meeting_slo >= min_fraction;
+    let fraction = summary.goodput.fraction_meeting_slo;
+    row.meets_slo = fraction.is_some_and(|f| f >= min_fraction);
     let l = &summary.latency;
-    row.ttft_p50_s = l.ttft_s.p50;
-    row.ttft_p99_s = l.ttft_s.p99;
-    row.tpot_p50_s = l.tpot_s.p50;
-    row.tpot_p99_s = l.tpot_s.p99;
-    row.e2e_mean_s = l.e2e_s.mean;
-    row.e2e_p99_s = l.e2e_s.p99;
-    row.output_tokens_per_s = summary.throughput.output_tokens_per_s;
-    row.j_per_output_token = summary.energy.j_per_output_token;
-    row.usd_per_million_output_tokens = summary.energy.usd_per_million_output_tokens;
-    if matches!(spec.file.objective, Objective::MaximizeCapacityPerDevice | Objective::MaximizeCapacityPerDollar) {
-        row.capacity_rps = capacity(spec, &build, min_fraction);
+    row.metrics = PlanMetrics {
+        fraction_meeting_slo: fraction,
+        ttft_p50_s: l.ttft_s.p50,
+        ttft_p99_s: l.ttft_s.p99,
+        tpot_p50_s: l.tpot_s.p50,
+        tpot_p99_s: l.tpot_s.p99,
+        e2e_mean_s: l.e2e_s.mean,
+        e2e_p99_s: l.e2e_s.p99,
+        output_tokens_per_s: summary.throughput.output_tokens_per_s,
+        j_per_output_token: summary.energy.j_per_output_token,
+        usd_per_million_output_tokens: summary.energy.usd_per_million_output_tokens,
+        capacity_rps: None,
+        capacity_limit: None,
+    };
+    if spec.file.objective.is_capacity() {
+        let (rps, limit) = capacity(spec, &build, min_fraction);
+        row.metrics.capacity_rps = Some(rps);
+        row.metrics.capacity_limit = Some(limit);
     }
     row
 }
 
+/// Halvings tried below the base rate before a plan counts as unable to meet the SLO at any
+/// rate (each request alone then misses it).
+const MAX_HALVINGS: u32 = 20;
+
 /// Highest arrival rate (requests/s) at which the SLO fraction holds: double or halve the
-/// rate until the answer is bracketed, then bisect to the spec's relative tolerance.
-fn capacity(spec: &SearchSpec, build: &dyn Fn(Vec<RequestSpec>) -> crate::Result<Scenario>, min_fraction: f64) -> f64 {
+/// rate until the answer is bracketed, then bisect to the spec's relative tolerance. Doubling
+/// goes on until the SLO breaks or the whole workload arrives within one nanosecond; in the
+/// second case the capacity is reported as not reached.
+fn capacity(
+    spec: &SearchSpec,
+    build: &dyn Fn(Vec<RequestSpec>) -> crate::Result<Scenario>,
+    min_fraction: f64,
+) -> (f64, CapacityLimit) {
     let base_requests = &spec.requests;
     let span = base_requests.last().map_or(0.0, |r| r.arrival.as_secs_f64());
     if span <= 0.0 {
-        return 0.0;
+        // Every request already arrives at once: no rate to scale.
+        return (0.0, CapacityLimit::NotReached);
     }
     let base_rate = base_requests.len() as f64 / span;
     // `multiplier` scales the rate: arrival times shrink by it.
     let meets = |multiplier: f64| -> bool {
         match build(scaled(base_requests, 1.0 / multiplier)) {
-            Ok(scenario) => {
-                Summary::compute(&scenario, &simulate(&scenario)).goodput.fraction_meeting_slo >= min_fraction
-            }
+            Ok(scenario) => Summary::compute(&scenario, &simulate(&scenario))
+                .goodput
+                .fraction_meeting_slo
+                .is_some_and(|f| f >= min_fraction),
             Err(_) => false,
         }
     };
     let (mut low, mut high) = if meets(1.0) {
         let mut low = 1.0;
         let mut high = 2.0;
-        while meets(high) && high < 1024.0 {
+        loop {
+            if span / high < 1e-9 {
+                return (low * base_rate, CapacityLimit::NotReached);
+            }
+            if !meets(high) {
+                break;
+            }
             low = high;
             high *= 2.0;
         }
@@ -170,12 +275,14 @@ fn capacity(spec: &SearchSpec, build: &dyn Fn(Vec<RequestSpec>) -> crate::Result
     } else {
         let mut high = 1.0;
         let mut low = 0.5;
-        while !meets(low) && low > 1.0 / 1024.0 {
+        let mut halvings = 1;
+        while !meets(low) {
+            if halvings >= MAX_HALVINGS {
+                return (0.0, CapacityLimit::Bracketed);
+            }
             high = low;
             low /= 2.0;
-        }
-        if !meets(low) {
-            return 0.0;
+            halvings += 1;
         }
         (low, high)
     };
@@ -188,14 +295,5 @@ fn capacity(spec: &SearchSpec, build: &dyn Fn(Vec<RequestSpec>) -> crate::Result
             high = middle;
         }
     }
-    low * base_rate
-}
-
-/// Plan errors name the generated scenario's base file and line, which mean nothing to the
-/// reader of `search.csv`; keep the field and the message.
-fn strip_location(message: &str) -> String {
-    match message.find(": field `") {
-        Some(pos) => message[pos + 2..].to_string(),
-        None => message.to_string(),
-    }
+    (low * base_rate, CapacityLimit::Bracketed)
 }

@@ -8,13 +8,18 @@
 //! merges into the same files as one run. This module does not simulate by itself; it builds
 //! scenarios and hands them to `cluster`.
 
+mod axes;
 mod evaluate;
 mod output;
 mod spec;
 
-pub use evaluate::{evaluate_plan, PlanRow, PlanStatus};
-pub use output::{finalize, read_rows, write_rows, SearchOutputs};
-pub use spec::{Objective, Plan, SearchSpec};
+pub use axes::{value_text, Axis, AxisSet};
+pub use evaluate::{evaluate_plan, CapacityLimit, PlanMetrics, PlanRow, PlanStatus, Pruned};
+pub use output::{columns, finalize, read_rows, rows_text, write_rows, SearchOutputs};
+pub use spec::{
+    duration_text, load_spec, Budget, LatencyMetric, Objective, Plan, PlanShape, SearchFile, SearchSpec,
+    DEFAULT_MAX_PLANS,
+};
 
 use rayon::prelude::*;
 
@@ -43,18 +48,23 @@ impl Shard {
     }
 
     /// Whether plan `i` belongs to this shard.
-    pub fn contains(&self, plan_index: usize) -> bool {
-        plan_index % self.count == self.index
+    pub fn contains(&self, plan_index: u64) -> bool {
+        plan_index % self.count as u64 == self.index as u64
+    }
+
+    /// This shard's plan indices among `plan_count` plans.
+    pub fn plans(&self, plan_count: u64) -> impl Iterator<Item = u64> {
+        (self.index as u64..plan_count).step_by(self.count)
     }
 }
 
 /// Evaluates this shard's plans on the current rayon pool; `progress` is called after each.
 pub fn run_plans(spec: &SearchSpec, shard: Shard, progress: &(dyn Fn() + Sync)) -> Vec<PlanRow> {
-    let plans: Vec<&Plan> = spec.plans.iter().filter(|p| shard.contains(p.index)).collect();
+    let plans: Vec<u64> = shard.plans(spec.plan_count()).collect();
     plans
         .par_iter()
-        .map(|plan| {
-            let row = evaluate_plan(spec, plan);
+        .map(|&index| {
+            let row = evaluate_plan(spec, index);
             progress();
             row
         })

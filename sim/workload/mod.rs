@@ -19,16 +19,35 @@ use crate::serving::RequestSpec;
 /// Latest arrival accepted, s (about 31.7 years): later ones are surely a unit mistake.
 pub const MAX_ARRIVAL_S: f64 = 1e9;
 
+/// The requests of a workload, with what the user should know about how they were read.
+#[derive(Debug, Clone, Default)]
+pub struct Workload {
+    /// Requests in arrival order.
+    pub requests: Vec<RequestSpec>,
+    /// Things worth a warning (e.g. trace rows out of arrival order, which were sorted).
+    pub warnings: Vec<String>,
+}
+
 /// Builds the request list of `section` (written in `source`) under `seed`.
-pub fn load(section: &WorkloadSection, source: &YamlSource, seed: u64) -> Result<Vec<RequestSpec>> {
-    let requests = match (&section.synthetic, &section.trace) {
-        (Some(synthetic), None) => synthetic::generate(synthetic, source, seed)?,
+pub fn load(section: &WorkloadSection, source: &YamlSource, seed: u64) -> Result<Workload> {
+    let workload = match (&section.synthetic, &section.trace) {
+        (Some(synthetic), None) => {
+            Workload { requests: synthetic::generate(synthetic, source, seed)?, warnings: Vec::new() }
+        }
         (None, Some(trace)) => {
             let path = source.resolve(&trace.path);
-            let rows =
-                read_trace(trace.format, &path).map_err(|e| wrap_file_error(source, "workload.trace.path", e))?;
-            let limit = trace.limit.map_or(usize::MAX, |l| l.get() as usize);
-            from_rows(rows.into_iter().take(limit), trace.time_scale.get())
+            let limit = trace.limit.map(|l| usize::try_from(l.get()).unwrap_or(usize::MAX));
+            let rows = read_trace(trace.format, &path, limit)
+                .map_err(|e| wrap_file_error(source, "workload.trace.path", e))?;
+            let mut warnings = Vec::new();
+            let out_of_order = out_of_order(&rows);
+            if let Some((count, first_line)) = out_of_order {
+                warnings.push(format!(
+                    "{}: {count} rows arrive earlier than the row before them (the first at line {first_line}); servesim replays requests sorted by arrival",
+                    path.display()
+                ));
+            }
+            Workload { requests: from_rows(rows, trace.time_scale.get()), warnings }
         }
         (None, None) => {
             return Err(source.error("workload", "give either `synthetic:` or `trace:`"));
@@ -37,10 +56,23 @@ pub fn load(section: &WorkloadSection, source: &YamlSource, seed: u64) -> Result
             return Err(source.error("workload.trace", "give either `synthetic:` or `trace:`, not both"));
         }
     };
-    if requests.is_empty() {
+    if workload.requests.is_empty() {
         return Err(source.error("workload", "the workload has no requests"));
     }
-    Ok(requests)
+    Ok(workload)
+}
+
+/// Rows whose arrival is earlier than the previous row's: their count and the first's line.
+fn out_of_order(rows: &[TraceRow]) -> Option<(u64, u64)> {
+    let mut count = 0;
+    let mut first = None;
+    for pair in rows.windows(2) {
+        if pair[1].arrival_ns < pair[0].arrival_ns {
+            count += 1;
+            first.get_or_insert(pair[1].line);
+        }
+    }
+    first.map(|line| (count, line))
 }
 
 /// A missing trace file is the scenario's error (it names the path); a malformed row is the

@@ -159,7 +159,8 @@ impl LengthSampler {
                             source
                                 .error(field, "say which trace column to draw from: `field: input` or `field: output`")
                         })?;
-                        let rows = super::read_trace(trace.format, &source.resolve(&trace.path))
+                        let limit = trace.limit.map(|l| usize::try_from(l.get()).unwrap_or(usize::MAX));
+                        let rows = super::read_trace(trace.format, &source.resolve(&trace.path), limit)
                             .map_err(|e| super::wrap_file_error(source, &format!("{field}.trace.path"), e))?;
                         rows.iter()
                             .map(|r| match which {

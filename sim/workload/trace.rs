@@ -1,8 +1,9 @@
 //! Trace readers. Every malformed row is an error naming the file, the line and the column.
 
-use crate::error::{read_text, Error, Location, Result};
+use crate::error::{Error, Location, Result};
 use crate::scenario::schema::TraceFormat;
 use serde::Deserialize;
+use std::io::BufRead;
 use std::path::Path;
 
 /// One request of a trace.
@@ -18,73 +19,157 @@ pub struct TraceRow {
     pub priority: i32,
     /// Prefix-block hashes (Mooncake only).
     pub prefix_hashes: Vec<u64>,
+    /// 1-based line of the row in its file.
+    pub line: u64,
 }
 
-/// Reads a whole trace file.
-pub fn read_trace(format: TraceFormat, path: &Path) -> Result<Vec<TraceRow>> {
-    let text = read_text(path)?;
+/// Reads a trace file, streaming: at most `limit` rows are parsed (the rest of the file is
+/// not read).
+pub fn read_trace(format: TraceFormat, path: &Path, limit: Option<usize>) -> Result<Vec<TraceRow>> {
     let file = path.display().to_string();
-    let rows = match format {
-        TraceFormat::Azure => read_csv(&file, &text, &["TIMESTAMP", "ContextTokens", "GeneratedTokens"], azure_row)?,
-        TraceFormat::Csv => read_csv(&file, &text, &["arrival_s", "input_tokens", "output_tokens"], plain_row)?,
-        TraceFormat::Mooncake => read_mooncake(&file, &text)?,
-    };
+    let mut lines = Lines::open(path)?;
+    let limit = limit.unwrap_or(usize::MAX);
+    let mut rows = Vec::new();
+    match format {
+        TraceFormat::Azure => read_csv(
+            &file,
+            &mut lines,
+            &["TIMESTAMP", "ContextTokens", "GeneratedTokens"],
+            azure_row,
+            limit,
+            &mut rows,
+        )?,
+        TraceFormat::Csv => {
+            read_csv(&file, &mut lines, &["arrival_s", "input_tokens", "output_tokens"], plain_row, limit, &mut rows)?
+        }
+        TraceFormat::Mooncake => read_mooncake(&file, &mut lines, limit, &mut rows)?,
+    }
     if rows.is_empty() {
         return Err(Error::in_file(file, "the trace has no requests"));
     }
     Ok(rows)
 }
 
+/// The lines of a text file with their 1-based numbers, read as needed. A byte-order mark at
+/// the start is dropped; a line that is not UTF-8 is an error naming it.
+struct Lines {
+    reader: Box<dyn BufRead>,
+    path: std::path::PathBuf,
+    number: u64,
+    buffer: Vec<u8>,
+}
+
+impl Lines {
+    fn open(path: &Path) -> Result<Lines> {
+        let reader = crate::error::open_text(path)?;
+        Ok(Lines { reader, path: path.to_path_buf(), number: 0, buffer: Vec::new() })
+    }
+
+    /// The next line (without its terminator) and its number, or None at the end.
+    fn next_line(&mut self) -> Result<Option<(u64, String)>> {
+        self.buffer.clear();
+        let read = self
+            .reader
+            .read_until(b'\n', &mut self.buffer)
+            .map_err(|e| Error::io(&self.path, "cannot read file", e))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        let mut bytes = self.buffer.as_slice();
+        if self.number == 1 {
+            bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+        }
+        while let Some((b'\n' | b'\r', rest)) = bytes.split_last() {
+            bytes = rest;
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| {
+            Error::at(
+                Location { file: self.path.display().to_string(), line: Some(self.number as usize), field: None },
+                "the line is not UTF-8 text",
+            )
+        })?;
+        Ok(Some((self.number, text.to_string())))
+    }
+}
+
 fn row_error(file: &str, line: u64, field: &str, message: impl Into<String>) -> Error {
     Error::at(Location { file: file.to_string(), line: Some(line as usize), field: Some(field.to_string()) }, message)
 }
 
-type RowParser = fn(&str, u64, &[&str], &csv::StringRecord, &[usize]) -> Result<TraceRow>;
+type RowParser = fn(&str, u64, &[&str], &[String], &[usize]) -> Result<TraceRow>;
 
-/// 1-based line of a record's start, counting every newline (the csv crate's own line count
-/// skips blank lines, and its byte position can point at the terminator before a record).
-struct LineStarts<'t> {
-    text: &'t [u8],
-    starts: Vec<usize>,
-}
-
-impl<'t> LineStarts<'t> {
-    fn new(text: &'t str) -> Self {
-        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        LineStarts { text: text.as_bytes(), starts }
-    }
-    fn line_of(&self, byte: u64) -> u64 {
-        let mut byte = byte as usize;
-        while byte < self.text.len() && matches!(self.text[byte], b'\r' | b'\n') {
-            byte += 1;
+/// Splits one CSV line into trimmed fields (quotes as RFC 4180; a quoted field may not span
+/// lines).
+fn split_csv(line: &str) -> std::result::Result<Vec<String>, String> {
+    let mut reader = csv_core::Reader::new();
+    let mut input = line.as_bytes();
+    let mut fields = Vec::new();
+    let mut field = vec![0u8; line.len() + 1];
+    let mut length = 0;
+    loop {
+        // An empty input tells the reader the line is over.
+        let (result, read, written) = reader.read_field(input, &mut field[length..]);
+        input = &input[read..];
+        length += written;
+        match result {
+            csv_core::ReadFieldResult::Field { record_end } => {
+                fields.push(String::from_utf8_lossy(&field[..length]).trim().to_string());
+                length = 0;
+                if record_end {
+                    return Ok(fields);
+                }
+            }
+            csv_core::ReadFieldResult::InputEmpty => {}
+            csv_core::ReadFieldResult::OutputFull => return Err("a field is too long".into()),
+            csv_core::ReadFieldResult::End => return Ok(fields),
         }
-        self.starts.partition_point(|&start| start <= byte) as u64
     }
 }
 
-fn read_csv(file: &str, text: &str, required: &[&str], parse: RowParser) -> Result<Vec<TraceRow>> {
-    let line_starts = LineStarts::new(text);
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| {
-            Error::at(
-                Location { file: file.into(), line: Some(1), field: None },
-                format!("cannot read the header: {e}"),
-            )
-        })?
-        .clone();
+#[cfg(test)]
+#[test]
+fn csv_lines_split_into_trimmed_fields() {
+    assert_eq!(split_csv("a, b ,c").unwrap(), vec!["a", "b", "c"]);
+    assert_eq!(split_csv("a,\"b,c\",").unwrap(), vec!["a", "b,c", ""]);
+    assert_eq!(split_csv("x").unwrap(), vec!["x"]);
+}
+
+fn read_csv(
+    file: &str,
+    lines: &mut Lines,
+    required: &[&str],
+    parse: RowParser,
+    limit: usize,
+    rows: &mut Vec<TraceRow>,
+) -> Result<()> {
+    let header = loop {
+        match lines.next_line()? {
+            None => return Err(Error::in_file(file, "the trace is empty (no header line)")),
+            Some((_, text)) if text.trim().is_empty() => continue,
+            Some((number, text)) => {
+                let fields = split_csv(&text).map_err(|e| {
+                    Error::at(
+                        Location { file: file.into(), line: Some(number as usize), field: None },
+                        format!("cannot read the header: {e}"),
+                    )
+                })?;
+                break (number, fields);
+            }
+        }
+    };
+    let (header_line, headers) = header;
     let mut columns = Vec::new();
     for name in required {
         match headers.iter().position(|h| h == *name) {
             Some(index) => columns.push(index),
             None => {
                 return Err(Error::at(
-                    Location { file: file.into(), line: Some(1), field: None },
+                    Location { file: file.into(), line: Some(header_line as usize), field: None },
                     format!(
                         "the header lacks column `{name}`; expected columns {} (found: {})",
                         required.join(","),
-                        headers.iter().collect::<Vec<_>>().join(",")
+                        headers.join(",")
                     ),
                 ))
             }
@@ -93,27 +178,25 @@ fn read_csv(file: &str, text: &str, required: &[&str], parse: RowParser) -> Resu
     if let Some(index) = headers.iter().position(|h| h == "priority") {
         columns.push(index);
     }
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| line_starts.line_of(p.byte()));
-            let message = match e.kind() {
-                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-                    format!("malformed row: {len} fields where the header has {expected_len}")
-                }
-                _ => format!("malformed row: {e}"),
-            };
-            Error::at(Location { file: file.into(), line: Some(line as usize), field: None }, message)
-        })?;
-        let line = record.position().map_or(0, |p| line_starts.line_of(p.byte()));
-        let names: Vec<&str> = required.to_vec();
-        rows.push(parse(file, line, &names, &record, &columns)?);
+    while rows.len() < limit {
+        let Some((line, text)) = lines.next_line()? else { break };
+        if text.trim().is_empty() {
+            continue;
+        }
+        let record = split_csv(&text).map_err(|e| row_error(file, line, "", format!("malformed row: {e}")))?;
+        if record.len() != headers.len() {
+            return Err(Error::at(
+                Location { file: file.into(), line: Some(line as usize), field: None },
+                format!("malformed row: {} fields where the header has {}", record.len(), headers.len()),
+            ));
+        }
+        rows.push(parse(file, line, required, &record, &columns)?);
     }
-    Ok(rows)
+    Ok(())
 }
 
-fn cell<'r>(record: &'r csv::StringRecord, columns: &[usize], index: usize) -> &'r str {
-    columns.get(index).and_then(|&c| record.get(c)).unwrap_or("")
+fn cell<'r>(record: &'r [String], columns: &[usize], index: usize) -> &'r str {
+    columns.get(index).and_then(|&c| record.get(c)).map_or("", String::as_str)
 }
 
 fn token_count(file: &str, line: u64, field: &str, text: &str) -> Result<u32> {
@@ -123,7 +206,7 @@ fn token_count(file: &str, line: u64, field: &str, text: &str) -> Result<u32> {
     }
 }
 
-fn azure_row(file: &str, line: u64, names: &[&str], record: &csv::StringRecord, columns: &[usize]) -> Result<TraceRow> {
+fn azure_row(file: &str, line: u64, names: &[&str], record: &[String], columns: &[usize]) -> Result<TraceRow> {
     let stamp = cell(record, columns, 0);
     let arrival_ns = parse_timestamp(stamp).ok_or_else(|| {
         row_error(
@@ -141,10 +224,11 @@ fn azure_row(file: &str, line: u64, names: &[&str], record: &csv::StringRecord, 
         output_tokens: token_count(file, line, names[2], cell(record, columns, 2))?,
         priority: 0,
         prefix_hashes: Vec::new(),
+        line,
     })
 }
 
-fn plain_row(file: &str, line: u64, names: &[&str], record: &csv::StringRecord, columns: &[usize]) -> Result<TraceRow> {
+fn plain_row(file: &str, line: u64, names: &[&str], record: &[String], columns: &[usize]) -> Result<TraceRow> {
     let arrival_text = cell(record, columns, 0);
     let arrival_s: f64 = match arrival_text.parse::<f64>() {
         Ok(v) if v.is_finite() && (0.0..=crate::workload::MAX_ARRIVAL_S).contains(&v) => v,
@@ -171,6 +255,7 @@ fn plain_row(file: &str, line: u64, names: &[&str], record: &csv::StringRecord, 
         output_tokens: token_count(file, line, names[2], cell(record, columns, 2))?,
         priority,
         prefix_hashes: Vec::new(),
+        line,
     })
 }
 
@@ -224,24 +309,27 @@ struct MooncakeRow {
     hash_ids: Vec<u64>,
 }
 
-fn read_mooncake(file: &str, text: &str) -> Result<Vec<TraceRow>> {
-    let mut rows = Vec::new();
-    for (index, line_text) in text.lines().enumerate() {
-        let line = index as u64 + 1;
+fn read_mooncake(file: &str, lines: &mut Lines, limit: usize, rows: &mut Vec<TraceRow>) -> Result<()> {
+    while rows.len() < limit {
+        let Some((line, line_text)) = lines.next_line()? else { break };
         if line_text.trim().is_empty() {
             continue;
         }
-        let row: MooncakeRow = serde_json::from_str(line_text).map_err(|e| {
+        let row: MooncakeRow = serde_json::from_str(&line_text).map_err(|e| {
             let message = e.to_string();
             let message = message.split(" at line ").next().unwrap_or(&message).to_string();
             row_error(file, line, "", format!("not a Mooncake trace record: {message} (column {})", e.column()))
         })?;
-        if !row.timestamp.is_finite() || row.timestamp < 0.0 {
+        if !row.timestamp.is_finite() || row.timestamp < 0.0 || row.timestamp > crate::workload::MAX_ARRIVAL_S * 1e3 {
             return Err(row_error(
                 file,
                 line,
                 "timestamp",
-                format!("expected milliseconds ≥ 0, found {}", row.timestamp),
+                format!(
+                    "expected milliseconds in 0..={:.0e}, found {}",
+                    crate::workload::MAX_ARRIVAL_S * 1e3,
+                    row.timestamp
+                ),
             ));
         }
         let count = |field: &str, value: u64| token_count(file, line, field, &value.to_string());
@@ -251,9 +339,10 @@ fn read_mooncake(file: &str, text: &str) -> Result<Vec<TraceRow>> {
             output_tokens: count("output_length", row.output_length)?,
             priority: 0,
             prefix_hashes: row.hash_ids,
+            line,
         });
     }
-    Ok(rows)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,150 @@
+//! `servesim calibrate`: fit a device's efficiency curves (and its machines' collective
+//! curves) to measured timings in Vidur's format, and write a calibration file.
+
+use crate::calibration::{
+    errors_by_operator, fit_compute, fit_network, network_errors_by_band, operator_samples, read_vidur_compute,
+    read_vidur_network, Calibration,
+};
+use crate::error::{Error, Result};
+use crate::hardware::Catalog;
+use std::path::{Path, PathBuf};
+
+/// What `servesim calibrate` was asked to do.
+#[derive(Debug, Clone)]
+pub struct CalibrateOptions {
+    /// Bundled device the measurements were taken on.
+    pub device: String,
+    /// Folders searched recursively for Vidur compute profiles (`mlp.csv`).
+    pub compute: Vec<PathBuf>,
+    /// Folder of Vidur network profiles.
+    pub network: Option<PathBuf>,
+    /// Bundled node the network measurements were taken on.
+    pub node: String,
+    /// Output calibration file.
+    pub out: PathBuf,
+}
+
+/// Files named `name` under `dir`, recursively, in path order.
+fn find_files(flag: &str, dir: &Path, name: &str, found: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::usage(flag, format!("{}: cannot read the folder: {e}", dir.display())))?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            find_files(flag, &path, name, found)?;
+        } else if path.file_name().is_some_and(|n| n == name) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Fits and writes the calibration; returns it.
+pub fn calibrate(options: &CalibrateOptions) -> Result<Calibration> {
+    let catalog = Catalog::bundled()?;
+    let device = catalog.devices.get(&options.device).ok_or_else(|| {
+        Error::usage(
+            "--device",
+            format!(
+                "unknown device {:?}; bundled devices are: {}",
+                options.device,
+                crate::input::known_list(catalog.devices.keys().map(String::as_str))
+            ),
+        )
+    })?;
+    let node = match &options.network {
+        Some(_) => Some(catalog.nodes.get(&options.node).ok_or_else(|| {
+            Error::usage(
+                "--node",
+                format!(
+                    "unknown node {:?}; bundled nodes are: {}",
+                    options.node,
+                    crate::input::known_list(catalog.nodes.keys().map(String::as_str))
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let mut files = Vec::new();
+    for dir in &options.compute {
+        find_files("--compute", dir, "mlp.csv", &mut files)?;
+    }
+    if files.is_empty() {
+        return Err(Error::usage(
+            "--compute",
+            format!(
+                "no mlp.csv found under {}",
+                options.compute.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    // Read the network measurements before fitting anything, so an empty folder fails fast.
+    let network_samples = match &options.network {
+        Some(dir) => {
+            let samples = read_vidur_network(dir)?;
+            if samples.is_empty() {
+                return Err(Error::usage(
+                    "--network",
+                    format!(
+                        "{}: no collective measurements found (expected Vidur network profiles such as all_reduce.csv and send_recv.csv with rows); a calibration without them would silently fall back to the uncalibrated topology model",
+                        dir.display()
+                    ),
+                ));
+            }
+            Some(samples)
+        }
+        None => None,
+    };
+    let mut samples = Vec::new();
+    for file in &files {
+        eprintln!("reading {}", file.display());
+        samples.extend(operator_samples(&read_vidur_compute(file)?));
+    }
+    eprintln!("fitting {} operator measurements", samples.len());
+    let efficiency = fit_compute(&samples, device);
+    let operator_error =
+        errors_by_operator(&samples, device, &efficiency).into_iter().map(|(op, (_, e))| (op, e)).collect();
+    let mut fitted_from: Vec<String> = options.compute.iter().map(|p| p.display().to_string()).collect();
+    let (mut collectives, mut collective_error, mut node_used) = (Vec::new(), Default::default(), None);
+    if let (Some(dir), Some(node), Some(network_samples)) = (&options.network, node, &network_samples) {
+        eprintln!("fitting {} collective measurements on {}", network_samples.len(), options.node);
+        collectives = fit_network(network_samples, node, &catalog.links);
+        collective_error = network_errors_by_band(network_samples, &collectives, node, &catalog.links)
+            .into_iter()
+            .map(|(band, (_, e))| (band, e))
+            .collect();
+        fitted_from.push(dir.display().to_string());
+        node_used = Some(options.node.clone());
+    }
+    let mut command = format!("servesim calibrate --device {}", options.device);
+    for dir in &options.compute {
+        command += &format!(" --compute {}", dir.display());
+    }
+    if let Some(dir) = &options.network {
+        command += &format!(" --network {} --node {}", dir.display(), options.node);
+    }
+    command += &format!(" --out {}", options.out.display());
+    let calibration = Calibration {
+        device: options.device.clone(),
+        generated_by: command,
+        fitted_from,
+        operator_samples: samples.len(),
+        operator_error,
+        efficiency,
+        node: node_used,
+        collectives,
+        collective_error,
+    };
+    let text = crate::input::to_yaml(&calibration).map_err(|e| Error::usage("--out", e))?;
+    let header = "# Written by `servesim calibrate` (see generated_by); regenerate rather than edit.\n";
+    std::fs::write(&options.out, format!("{header}{text}"))
+        .map_err(|e| Error::io(&options.out, "cannot write the calibration", e))?;
+    for (op, error) in &calibration.operator_error {
+        eprintln!("  {op:<26} in-sample median |error| {:.1}%", error * 100.0);
+    }
+    for (band, error) in &calibration.collective_error {
+        eprintln!("  collectives {band:<12} in-sample median |error| {:.1}%", error * 100.0);
+    }
+    Ok(calibration)
+}

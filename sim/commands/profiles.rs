@@ -1,0 +1,78 @@
+//! `servesim profiles`: the bundled devices, links, nodes, calibrations and models with their
+//! key figures.
+
+use crate::error::Result;
+use crate::hardware::{Catalog, Dtype, BUNDLED_MODELS};
+use crate::model::ModelSpec;
+use std::fmt::Write as _;
+
+/// The listing `servesim profiles` prints.
+pub fn profiles() -> Result<String> {
+    let catalog = Catalog::bundled()?;
+    let mut out = String::new();
+    let _ = writeln!(out, "devices ({}):", catalog.devices.len());
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<4} {:>10} {:>9} {:>9} {:>7} {:>8}  description",
+        "name", "kind", "bf16 TF/s", "mem GiB", "GB/s", "max W", "$/hour"
+    );
+    for device in catalog.devices.values() {
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<4} {:>10.1} {:>9.0} {:>9.0} {:>7.0} {:>8.2}  {}",
+            device.name,
+            format!("{:?}", device.kind).to_lowercase(),
+            device.peak_flops(Dtype::Bf16) / 1e12,
+            device.memory.capacity_gib.get(),
+            device.memory.bandwidth_gbs.get(),
+            device.power.max_w.get(),
+            device.price_per_hour_usd.get(),
+            device.display_name
+        );
+    }
+    let _ = writeln!(out, "\nlinks ({}):", catalog.links.len());
+    let _ = writeln!(out, "  {:<24} {:<10} {:>10} {:>11}  description", "name", "kind", "GB/s/dir", "latency µs");
+    for link in catalog.links.values() {
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<10} {:>10.1} {:>11.2}  {}",
+            link.name,
+            format!("{:?}", link.kind).to_lowercase(),
+            link.bandwidth_gbs_per_direction.get(),
+            link.latency_us.get(),
+            link.display_name
+        );
+    }
+    let _ = writeln!(out, "\nnodes ({}):", catalog.nodes.len());
+    for node in catalog.nodes.values() {
+        let devices: Vec<String> = node.devices.iter().map(|g| format!("{} × {}", g.count, g.device)).collect();
+        let links: Vec<String> =
+            node.interconnects.iter().map(|i| format!("{} ({:?})", i.link, i.topology).to_lowercase()).collect();
+        let nic = node.scale_out.as_ref().map_or(String::new(), |s| format!("; NICs {}", s.link));
+        let _ = writeln!(out, "  {:<20} {}; {}{nic}", node.name, devices.join(" + "), links.join(", "));
+    }
+    let _ = writeln!(out, "\ncalibrations ({}):", crate::hardware::BUNDLED_CALIBRATIONS.len());
+    for (name, _) in crate::hardware::BUNDLED_CALIBRATIONS {
+        let _ = writeln!(out, "  {name}");
+    }
+    let _ = writeln!(out, "\nmodels ({}):", BUNDLED_MODELS.len());
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<14} {:>9} {:>9} {:>14} {:>9}",
+        "name", "architecture", "params B", "active B", "KV KiB/token", "context"
+    );
+    for (name, text) in BUNDLED_MODELS {
+        let model = ModelSpec::from_hf_config(name, name, text)?;
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<14} {:>9.2} {:>9.2} {:>14.1} {:>9}",
+            name,
+            model.architecture,
+            model.parameter_count() as f64 / 1e9,
+            model.active_parameter_count() as f64 / 1e9,
+            model.kv_bytes_per_token(Dtype::Bf16) / 1024.0,
+            model.max_context_tokens
+        );
+    }
+    Ok(out)
+}
