@@ -17,13 +17,21 @@ pub enum ProgressMode {
     Hidden,
 }
 
-/// Seconds between progress lines when stderr is not a terminal.
-const LINE_INTERVAL: Duration = Duration::from_secs(5);
+/// Time between progress lines when stderr is not a terminal: 5 s, or
+/// `SERVESIM_PROGRESS_INTERVAL_S` seconds when that is set (tests set 0).
+fn line_interval() -> Duration {
+    std::env::var("SERVESIM_PROGRESS_INTERVAL_S")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map_or(Duration::from_secs(5), Duration::from_secs_f64)
+}
 
 /// Progress of `len` units of work.
 pub struct Progress {
     bar: Option<ProgressBar>,
     lines: Option<Mutex<Instant>>,
+    interval: Duration,
     label: String,
     len: u64,
     started: Instant,
@@ -48,6 +56,7 @@ impl Progress {
         Progress {
             bar,
             lines,
+            interval: line_interval(),
             label: label.to_string(),
             len,
             started: Instant::now(),
@@ -81,7 +90,7 @@ impl Progress {
     fn maybe_line(&self, position: u64, note: &str) {
         let Some(last) = &self.lines else { return };
         let mut last = last.lock().expect("progress lock");
-        if last.elapsed() < LINE_INTERVAL {
+        if last.elapsed() < self.interval {
             return;
         }
         *last = Instant::now();
