@@ -2,6 +2,7 @@
 //! which line, in one paragraph.
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Where in an input file something went wrong.
@@ -73,9 +74,19 @@ impl Error {
     }
 }
 
-/// Reads a whole text file, naming it in the error.
+/// Reads a whole text file, naming it in the error. A file whose name ends in `.gz` is
+/// decompressed first, so gzipped traces and profiles read like plain ones.
 pub fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| {
+    let read = || -> std::io::Result<String> {
+        if path.extension().is_some_and(|x| x == "gz") {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(path)?).read_to_string(&mut text)?;
+            Ok(text)
+        } else {
+            std::fs::read_to_string(path)
+        }
+    };
+    read().map_err(|source| {
         let message = if source.kind() == std::io::ErrorKind::NotFound {
             "file not found".to_string()
         } else {
@@ -83,4 +94,11 @@ pub fn read_text(path: &Path) -> Result<String> {
         };
         Error::io(path, message, source)
     })
+}
+
+/// The file name of `path` without a trailing `.gz` (`mlp.csv.gz` → `mlp.csv`), the name
+/// [`read_text`] reads it as; `None` for a path without a UTF-8 file name.
+pub fn uncompressed_name(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?;
+    Some(name.strip_suffix(".gz").unwrap_or(name))
 }

@@ -108,10 +108,12 @@ enum Command {
         /// Device profile the measurements were taken on (bundled name).
         #[arg(long)]
         device: String,
-        /// Folder(s) searched recursively for Vidur compute profiles (`mlp.csv`).
+        /// Folder(s) searched recursively for Vidur compute profiles (`mlp.csv`, or gzipped
+        /// `mlp.csv.gz`).
         #[arg(long, required = true)]
         compute: Vec<PathBuf>,
-        /// Folder of Vidur network profiles (`all_reduce.csv`, `send_recv.csv`).
+        /// Folder of Vidur network profiles (`all_reduce.csv`, `send_recv.csv`, plain or
+        /// gzipped).
         #[arg(long)]
         network: Option<PathBuf>,
         /// Node profile the network measurements were taken on (bundled name).
@@ -435,6 +437,7 @@ fn merge(spec_path: &std::path::Path, shards: &[PathBuf], out: &std::path::Path)
     Ok(())
 }
 
+/// Appends the files named `name` (or gzipped, `name.gz`) under `dir`, recursively, in path order.
 fn find_files(dir: &std::path::Path, name: &str, found: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{}: cannot read folder: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -442,7 +445,7 @@ fn find_files(dir: &std::path::Path, name: &str, found: &mut Vec<PathBuf>) -> an
     for path in paths {
         if path.is_dir() {
             find_files(&path, name, found)?;
-        } else if path.file_name().is_some_and(|n| n == name) {
+        } else if servesim::error::uncompressed_name(&path) == Some(name) {
             found.push(path);
         }
     }
@@ -473,7 +476,7 @@ fn calibrate(
     }
     if files.is_empty() {
         anyhow::bail!(
-            "no mlp.csv found under {}",
+            "no mlp.csv or mlp.csv.gz found under {}",
             compute.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
     }
