@@ -2,6 +2,7 @@
 //! which line, in one paragraph.
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Where in an input file something went wrong.
@@ -86,10 +87,20 @@ impl Error {
     }
 }
 
-/// Reads a whole text file, naming it in the error. A leading UTF-8 byte-order mark (as
-/// Windows editors save) is dropped.
+/// Reads a whole text file, naming it in the error. A file whose name ends in `.gz` is
+/// decompressed first, so gzipped traces and profiles read like plain ones; a leading UTF-8
+/// byte-order mark (as Windows editors save) is dropped.
 pub fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map(strip_bom).map_err(|source| {
+    let read = || -> std::io::Result<String> {
+        if path.extension().is_some_and(|x| x == "gz") {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(path)?).read_to_string(&mut text)?;
+            Ok(text)
+        } else {
+            std::fs::read_to_string(path)
+        }
+    };
+    read().map(strip_bom).map_err(|source| {
         let message = if source.kind() == std::io::ErrorKind::NotFound {
             "file not found".to_string()
         } else {
@@ -107,7 +118,8 @@ pub fn strip_bom(text: String) -> String {
     }
 }
 
-/// Opens a text file for reading line by line, naming it in the error.
+/// Opens a text file for reading line by line (decompressing `.gz` files as they are read),
+/// naming it in the error.
 pub fn open_text(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
     let file = std::fs::File::open(path).map_err(|source| {
         let message = if source.kind() == std::io::ErrorKind::NotFound { "file not found" } else { "cannot read file" };
@@ -116,5 +128,16 @@ pub fn open_text(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
     if file.metadata().is_ok_and(|m| m.is_dir()) {
         return Err(Error::io(path, "cannot read file", std::io::Error::other("it is a folder")));
     }
+    if path.extension().is_some_and(|x| x == "gz") {
+        let decoder = flate2::read::MultiGzDecoder::new(file);
+        return Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, decoder)));
+    }
     Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, file)))
+}
+
+/// The file name of `path` without a trailing `.gz` (`mlp.csv.gz` → `mlp.csv`), the name
+/// [`read_text`] reads it as; `None` for a path without a UTF-8 file name.
+pub fn uncompressed_name(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?;
+    Some(name.strip_suffix(".gz").unwrap_or(name))
 }

@@ -124,10 +124,12 @@ enum Command {
         /// Device profile the measurements were taken on (bundled name).
         #[arg(long)]
         device: String,
-        /// Folder(s) searched recursively for Vidur compute profiles (`mlp.csv`).
+        /// Folder(s) searched recursively for Vidur compute profiles (`mlp.csv`, or gzipped
+        /// `mlp.csv.gz`).
         #[arg(long, required = true)]
         compute: Vec<PathBuf>,
-        /// Folder of Vidur network profiles (`all_reduce.csv`, `send_recv.csv`).
+        /// Folder of Vidur network profiles (`all_reduce.csv`, `send_recv.csv`, plain or
+        /// gzipped).
         #[arg(long)]
         network: Option<PathBuf>,
         /// Node profile the network measurements were taken on (bundled name).

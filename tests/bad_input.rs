@@ -953,6 +953,19 @@ fn trace_that_is_not_utf8_names_the_file() {
     outcome.assert_error().at(&trace, 1).says(&["UTF-8"]);
 }
 
+#[test]
+fn gzipped_trace_that_is_not_gzip_names_the_file() {
+    let case = Case::new();
+    case.file("trace.csv.gz", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,100,10\n");
+    let text = trace_scenario("azure", "trace.csv.gz");
+    let (outcome, path) = run_text(&case, &text);
+    outcome
+        .assert_error()
+        .at(&path, line_of(&text, "trace:"))
+        .field("workload.trace.path")
+        .says(&["trace.csv.gz", "cannot read file"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 9. Empty files
 // ---------------------------------------------------------------------------------------------

@@ -17,11 +17,11 @@ const CHECK_MODELS: [&str; 4] = [
 ];
 
 fn samples(gpu: &str, models: &[&str]) -> Vec<OperatorSample> {
-    let root = common::shared_data().join("profiling/vidur/compute").join(gpu);
+    let root = common::measured_data().join("vidur/compute").join(gpu);
     models
         .iter()
         .filter_map(|m| {
-            let path = root.join(m).join("mlp.csv");
+            let path = root.join(m).join("mlp.csv.gz");
             path.is_file().then(|| operator_samples(&read_vidur_compute(&path).unwrap()))
         })
         .flatten()
@@ -68,7 +68,7 @@ fn a100_fit_carried_to_a40_is_reported() {
 fn network_check(system: &str) -> BTreeMap<String, (usize, f64)> {
     use servesim::calibration::{fit_network, network_errors_by_band, read_vidur_network};
     let catalog = Catalog::bundled().unwrap();
-    let samples = read_vidur_network(&common::shared_data().join("profiling/vidur/network").join(system)).unwrap();
+    let samples = read_vidur_network(&common::measured_data().join("vidur/network").join(system)).unwrap();
     // Hold out every other message size of each configuration: fit on the rest.
     let mut sizes: Vec<u64> = samples.iter().map(|s| s.bytes as u64).collect();
     sizes.sort_unstable();
@@ -117,9 +117,9 @@ fn the_bundled_a100_calibration_is_what_servesim_calibrate_writes_today() {
             "--device",
             "a100-sxm-80gb",
             "--compute",
-            "../shared/data/profiling/vidur/compute/a100",
+            "tests/data/vidur/compute/a100",
             "--network",
-            "../shared/data/profiling/vidur/network/a100_dgx",
+            "tests/data/vidur/network/a100_dgx",
             "--node",
             "dgx-a100",
             "--out",

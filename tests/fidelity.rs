@@ -1,5 +1,5 @@
 //! First look at operator fidelity: roofline GEMM times against Vidur's measured A100 medians
-//! (microsoft/vidur, `shared/data/profiling/vidur/compute/a100/`), uncalibrated.
+//! (microsoft/vidur, `tests/data/vidur/compute/a100/`), uncalibrated.
 //!
 //! The figures are printed (run with `--nocapture`) and bounded loosely here; calibration in a
 //! later step is what brings them down.
@@ -24,7 +24,7 @@ fn gemm_pairs(model_name: &str, vidur_dir: &str) -> Vec<(f64, f64)> {
     let catalog = Catalog::bundled().unwrap();
     let device = &catalog.devices["a100-sxm-80gb"];
     let spec = model(model_name);
-    let path = common::shared_data().join("profiling/vidur/compute/a100").join(vidur_dir).join("mlp.csv");
+    let path = common::measured_data().join("vidur/compute/a100").join(vidur_dir).join("mlp.csv.gz");
     let rows = read_vidur_compute(&path).unwrap();
     let mut pairs = Vec::new();
     for row in rows.iter().filter(|r| r.num_tokens >= 128) {

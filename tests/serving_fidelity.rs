@@ -99,7 +99,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[test]
 fn llama2_70b_iterations_on_a100_match_splitwise_measurements() {
-    let rows = read_csv(&common::shared_data().join("serving/splitwise_perf_model_a100.csv"));
+    let rows = read_csv(&common::measured_data().join("serving/splitwise_perf_model_a100.csv"));
     // Repeated runs of one configuration: compare with their median.
     // (tp, prompt, batch, tokens) → (prompt times, token times).
     type Runs = BTreeMap<(u64, u64, u64, u64), (Vec<f64>, Vec<f64>)>;
@@ -169,7 +169,7 @@ fn llama2_70b_iterations_on_a100_match_splitwise_measurements() {
 
 #[test]
 fn tensorrt_llm_throughput_per_gpu_error_table() {
-    let rows = read_csv(&common::shared_data().join("serving/trtllm_v0.9_perf.csv"));
+    let rows = read_csv(&common::measured_data().join("serving/trtllm_v0.9_perf.csv"));
     let model_of = |name: &str| match name {
         "LLaMA 7B" => Some("llama-2-7b"),
         "LLaMA 70B" => Some("llama-2-70b"),

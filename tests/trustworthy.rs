@@ -282,8 +282,8 @@ fn calibrate_on_an_empty_network_folder_fails_and_says_why() {
     let tmp = tempfile::tempdir().unwrap();
     let compute = tmp.path().join("compute");
     std::fs::create_dir(&compute).unwrap();
-    let source = common::project_root().join("../shared/data/profiling/vidur/compute/a100/microsoft/phi-2/mlp.csv");
-    std::fs::copy(source, compute.join("mlp.csv")).unwrap();
+    let source = common::measured_data().join("vidur/compute/a100/microsoft/phi-2/mlp.csv.gz");
+    std::fs::copy(source, compute.join("mlp.csv.gz")).unwrap();
     let network = tmp.path().join("network");
     std::fs::create_dir(&network).unwrap();
     let out = tmp.path().join("cal.yaml");

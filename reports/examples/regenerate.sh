@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the example images the README shows. Run from the project root:
 #   bash reports/examples/regenerate.sh
-# (needs ../shared/data beside the checkout for the search's Azure trace; ~1 minute).
+# (~1 minute).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release --quiet

@@ -1,11 +1,11 @@
-//! Collective timings: Vidur's network profiles (`profiling/vidur/network/<system>/`,
+//! Collective timings: Vidur's network profiles (`data/profiling/network/<system>/` in Vidur,
 //! all-reduce and send/recv medians by message size, worker count and devices per node) and
 //! the fit of a bandwidth-efficiency curve per measured configuration against servesim's
 //! topology model of the same machines.
 
 use super::median_absolute_percentage_error;
 use crate::cost::Curve;
-use crate::error::{read_text, Error, Result};
+use crate::error::{read_text, uncompressed_name, Error, Result};
 use crate::hardware::{LinkProfile, NodeProfile};
 use crate::topology::{Affine, CollectiveCost, Fabric};
 use serde::{Deserialize, Serialize};
@@ -41,12 +41,12 @@ pub struct CollectiveCurve {
     pub efficiency_by_log2_bytes: Curve,
 }
 
-/// Reads every `*.csv` of a Vidur network folder.
+/// Reads every `*.csv` (or gzipped `*.csv.gz`) of a Vidur network folder.
 pub fn read_vidur_network(dir: &Path) -> Result<Vec<NetworkSample>> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, "cannot read folder", e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .filter(|p| uncompressed_name(p).is_some_and(|n| n.ends_with(".csv")))
         .collect();
     files.sort();
     let mut samples = Vec::new();

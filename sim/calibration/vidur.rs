@@ -1,5 +1,6 @@
-//! Vidur's per-operator compute profiles (`profiling/vidur/compute/<gpu>/<model>/mlp.csv`):
-//! one row per (num_tokens, tensor-parallel degree) with `time_stats.<op>.median` in ms.
+//! Vidur's per-operator compute profiles (`data/profiling/compute/<gpu>/<model>/mlp.csv` in
+//! Vidur, plain or gzipped): one row per (num_tokens, tensor-parallel degree) with
+//! `time_stats.<op>.median` in ms.
 
 use crate::error::{read_text, Error, Location, Result};
 use std::collections::BTreeMap;
@@ -52,7 +53,7 @@ impl VidurModelShape {
     }
 }
 
-/// Reads a Vidur compute profile.
+/// Reads a Vidur compute profile (`.gz` files are decompressed).
 pub fn read_vidur_compute(path: &Path) -> Result<Vec<VidurComputeRow>> {
     let text = read_text(path)?;
     let file = path.display().to_string();

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub struct CalibrateOptions {
     /// Bundled device the measurements were taken on.
     pub device: String,
-    /// Folders searched recursively for Vidur compute profiles (`mlp.csv`).
+    /// Folders searched recursively for Vidur compute profiles (`mlp.csv` or `mlp.csv.gz`).
     pub compute: Vec<PathBuf>,
     /// Folder of Vidur network profiles.
     pub network: Option<PathBuf>,
@@ -33,7 +33,7 @@ fn find_files(flag: &str, dir: &Path, name: &str, found: &mut Vec<PathBuf>) -> R
     for path in paths {
         if path.is_dir() {
             find_files(flag, &path, name, found)?;
-        } else if path.file_name().is_some_and(|n| n == name) {
+        } else if crate::error::uncompressed_name(&path) == Some(name) {
             found.push(path);
         }
     }
@@ -74,7 +74,7 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<Calibration> {
         return Err(Error::usage(
             "--compute",
             format!(
-                "no mlp.csv found under {}",
+                "no mlp.csv or mlp.csv.gz found under {}",
                 options.compute.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
             ),
         ));

@@ -13,11 +13,10 @@ pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/data`, which CI provides beside the checkout.
-pub fn shared_data() -> PathBuf {
-    let path = project_root().join("../shared/data");
-    assert!(path.is_dir(), "{} is missing: these tests read the measured data in shared/data", path.display());
-    path
+/// `tests/data`: the measured data the fidelity and calibration tests read (origins, licences
+/// and how it was cut in `tests/data/README.md`).
+pub fn measured_data() -> PathBuf {
+    project_root().join("tests/data")
 }
 
 /// Parses and validates scenario text; relative paths resolve against `scenarios/`.
