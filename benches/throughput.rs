@@ -2,41 +2,36 @@
 //! events per second of wall time, peak memory). Run with `cargo bench --bench throughput`;
 //! the figures in the README come from this.
 
-use servesim::engine::{self, EventQueue, SimTime, World};
+use servesim::engine::{Component, Context, SimTime, Simulation};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-/// 1,024 components that each reschedule themselves after a pseudo-random delay: the queue
-/// holds ~1k events, as a busy cluster's does.
-struct PingWorld {
-    state: u64,
-    delivered: u64,
-}
+/// One of 1,024 components that each reschedule themselves after a pseudo-random delay: the
+/// queue holds ~1k events, as a busy cluster's does. The generator state is shared.
+struct Ping;
 
-impl World for PingWorld {
-    type Event = u32;
-    fn handle(&mut self, _now: SimTime, component: u32, queue: &mut EventQueue<u32>) {
-        self.delivered += 1;
-        self.state = self.state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let delay_ns = 1_000 + (self.state >> 44);
-        queue.schedule_after(delay_ns, component);
+impl Component<(), u64> for Ping {
+    fn handle(&mut self, _message: (), ctx: &mut Context<'_, (), u64>) {
+        *ctx.shared = ctx.shared.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay_ns = 1_000 + (*ctx.shared >> 44);
+        ctx.schedule_in(delay_ns, ());
     }
 }
 
 fn engine_benchmark(events: u64) -> f64 {
-    let mut queue = EventQueue::new();
-    for component in 0..1024u32 {
-        queue.schedule_at(SimTime::from_nanos(u64::from(component)), component);
+    let mut sim = Simulation::new(1u64);
+    for component in 0..1024u64 {
+        let id = sim.add(Box::new(Ping));
+        sim.schedule(id, SimTime::from_nanos(component), ());
     }
-    let mut world = PingWorld { state: 1, delivered: 0 };
     // Horizon chosen so that about `events` events fall before it.
     let mean_delay_ns = 1_000.0 + (1u64 << 19) as f64;
     let horizon = SimTime::from_nanos((events as f64 / 1024.0 * mean_delay_ns) as u64);
     let started = Instant::now();
-    let stats = engine::run(&mut world, &mut queue, Some(horizon));
+    sim.run(Some(horizon), u64::MAX);
     let wall = started.elapsed().as_secs_f64();
-    stats.events_delivered as f64 / wall
+    sim.stats().events_delivered as f64 / wall
 }
 
 fn scenario_benchmark(scenario: &Path) -> String {

@@ -5,29 +5,25 @@ mod common;
 
 use common::scenario;
 use proptest::prelude::*;
-use servesim::cluster::{Cluster, Event};
-use servesim::engine::{self, EventQueue, SimTime, World};
+use servesim::cluster::{Cluster, RunOutput};
+use servesim::engine::SimTime;
 use servesim::metrics::RequestStatus;
 
-/// Wraps the cluster to watch the clock and the KV pools after every event.
-struct Watched {
-    cluster: Cluster,
-    last: SimTime,
-    kv_violations: u64,
-}
-
-impl World for Watched {
-    type Event = Event;
-    fn handle(&mut self, now: SimTime, event: Event, queue: &mut EventQueue<Event>) {
-        assert!(now >= self.last, "time went back from {} to {}", self.last, now);
-        self.last = now;
-        self.cluster.handle(now, event, queue);
-        for replica in self.cluster.replicas() {
+/// Runs `cluster` one event at a time, checking after each that time did not go back and
+/// that no replica holds more KV blocks than it has; returns the records and the violations.
+fn run_watched(mut cluster: Cluster) -> (RunOutput, u64) {
+    let mut last = SimTime::ZERO;
+    let mut kv_violations = 0;
+    while let Some(now) = cluster.step() {
+        assert!(now >= last, "time went back from {last} to {now}");
+        last = now;
+        for replica in cluster.replicas() {
             if replica.kv().used_blocks() > replica.kv().capacity_blocks() {
-                self.kv_violations += 1;
+                kv_violations += 1;
             }
         }
     }
+    (cluster.finish(), kv_violations)
 }
 
 /// The knobs the property test varies.
@@ -130,12 +126,8 @@ proptest! {
         let text = Case { model, device, memory_utilization, policy, max_num_seqs, max_batched, chunked,
             replicas, pipeline_parallel, router, requests, rate, input_mean, output_mean, seed }.text();
         let scenario = scenario(&text);
-        let mut queue = EventQueue::new();
-        queue.schedule_at(scenario.requests[0].arrival, Event::Arrival(0));
-        let mut world = Watched { cluster: Cluster::build(&scenario), last: SimTime::ZERO, kv_violations: 0 };
-        engine::run(&mut world, &mut queue, None);
-        prop_assert_eq!(world.kv_violations, 0);
-        let output = world.cluster.finish(world.last);
+        let (output, kv_violations) = run_watched(Cluster::build(&scenario));
+        prop_assert_eq!(kv_violations, 0);
         let records = output.recorder.records();
         prop_assert_eq!(records.len() as u64, requests);
         for record in records {

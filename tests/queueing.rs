@@ -77,7 +77,7 @@ fn exponential_service_under_poisson_arrivals_matches_m_m_1_and_littles_law() {
     );
     let text = single_replica("llama-3.2-1b", "h100-sxm", 1, 65_536, &workload, 5);
     let scenario = scenario(&text);
-    let output = Cluster::build_with(&scenario, |_, _, _| Box::new(LinearCost)).run(None);
+    let output = Cluster::build_with(&scenario, &mut |_, _, _| Box::new(LinearCost)).run();
     let summary = Summary::compute(&scenario, &output);
     assert_eq!(summary.requests.completed, requests);
     // M/M/1: Wq = ρ / (μ − λ).

@@ -1,31 +1,22 @@
-//! A cluster: the replicas of every pool behind a router, wired to the event engine.
+//! A cluster: the serving components a scenario describes, wired once into a [`Simulation`],
+//! run, and taken apart into records.
 //!
-//! [`Cluster`] is the simulation's [`World`]: it turns two kinds of events (a request arrives,
-//! a replica's iteration ends) into calls on the router and the replicas, and schedules what
-//! they ask for. Arrivals are fed one at a time (each schedules the next), so the event queue
-//! stays small however long the trace.
-
-mod router;
-
-pub use router::Router;
+//! Wiring order fixes every component's id: the request source, the entry router, the decode
+//! router and KV-transfer network (with prefill/decode disaggregation), the role controller
+//! (with a switching pool), then the replicas of every pool in order. Components only know
+//! each other's ids; what they share is the [`ServingState`].
 
 use crate::cost::{CostModel, Efficiency, ProfileEfficiency, RooflineCostModel};
-use crate::engine::{self, EventQueue, RunStats, SimTime, World};
+use crate::engine::{ComponentId, RunStats, SimTime, Simulation};
 use crate::metrics::Recorder;
-use crate::scenario::{PoolPlan, ReplicaPlacement, Scenario};
-use crate::serving::{BlockPool, IterationRecord, Replica, ReplicaHardware, ReplicaStats, RequestSpec, Started};
+use crate::scenario::{PoolPlan, PoolRole, ReplicaPlacement, RouterKind, Scenario};
+use crate::serving::{
+    BlockPool, Executor, Handoff, IterationRecord, KvLayout, KvManager, LeastKvLoad, LeastOutstandingTokens, Msg,
+    Network, PowerOfTwo, Replica, ReplicaGauge, ReplicaHardware, ReplicaSetup, ReplicaStats, RequestSource, Role,
+    RoleController, RoleSwitch, RoundRobin, RoutePolicy, RouteTarget, Router, SchedulerState, Scope, ServingState,
+    ShareControl, Stage, SwitchPolicy, TransferLog, VllmV1, Worker,
+};
 use std::sync::Arc;
-
-/// Events of a serving simulation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// Request `index` (into the arrival-ordered list) arrives.
-    Arrival(usize),
-    /// Replica `index`'s oldest batch in flight completed.
-    BatchDone(usize),
-    /// Replica `index`'s first pipeline stage became free.
-    StageFree(usize),
-}
 
 /// What a finished run leaves behind.
 #[derive(Debug, Clone)]
@@ -38,6 +29,10 @@ pub struct RunOutput {
     pub engine: RunStats,
     /// Every batch, by start time, when the scenario asked for a timeline.
     pub timeline: Option<Vec<IterationRecord>>,
+    /// KV transfers (disaggregated deployments).
+    pub transfers: TransferLog,
+    /// Role switches (switching pools).
+    pub role_switches: Vec<RoleSwitch>,
 }
 
 /// A replica's counters with what is needed to interpret them.
@@ -45,6 +40,8 @@ pub struct RunOutput {
 pub struct ReplicaReport {
     /// Index of its pool in the scenario.
     pub pool: usize,
+    /// Its role at the end.
+    pub role: Role,
     /// Counters.
     pub stats: ReplicaStats,
     /// Devices in the replica.
@@ -70,30 +67,41 @@ pub struct RunProgress {
     pub events: u64,
 }
 
-/// The replicas, router and recorder of one run.
+/// The wired components of one run.
 pub struct Cluster {
-    replicas: Vec<Replica>,
+    sim: Simulation<Msg, ServingState>,
+    replicas: Vec<ComponentId>,
     replica_pool: Vec<usize>,
-    router: Router,
-    recorder: Recorder,
-    requests: Vec<RequestSpec>,
-    record_timeline: bool,
+    max_time: Option<SimTime>,
+}
+
+/// Builds the cost model of one worker of one replica.
+pub type CostModelFactory<'a> = dyn FnMut(&Scenario, &PoolPlan, &ReplicaPlacement) -> Box<dyn CostModel> + 'a;
+
+fn route_policy(kind: RouterKind, seed: u64, name: &str) -> Box<dyn RoutePolicy> {
+    match kind {
+        RouterKind::RoundRobin => Box::new(RoundRobin::default()),
+        RouterKind::LeastOutstandingTokens => Box::new(LeastOutstandingTokens),
+        RouterKind::LeastKvLoad => Box::new(LeastKvLoad),
+        RouterKind::PowerOfTwo => Box::new(PowerOfTwo::new(seed, name)),
+    }
 }
 
 impl Cluster {
     /// Builds the cluster a scenario describes, pricing iterations with the roofline model.
     pub fn build(scenario: &Scenario) -> Cluster {
-        Self::build_with(scenario, |scenario, pool, placement| {
+        Self::build_with(scenario, &mut |scenario, pool, placement| {
             let efficiency: Arc<dyn Efficiency> = match &pool.calibration {
                 Some(calibration) => Arc::new(calibration.efficiency.clone()),
                 None => Arc::new(ProfileEfficiency::of(&pool.device)),
             };
+            let _ = scenario;
             Box::new(
                 RooflineCostModel::with_efficiency(
-                    &scenario.model,
+                    &pool.model,
                     &pool.device,
-                    scenario.weight_dtype,
-                    scenario.kv_dtype,
+                    pool.weight_dtype,
+                    pool.kv_dtype,
                     &placement.comm,
                     efficiency,
                 )
@@ -102,158 +110,229 @@ impl Cluster {
         })
     }
 
-    /// Builds the cluster with the cost model `cost_model(scenario, pool, placement)` for each
-    /// replica.
-    pub fn build_with(
-        scenario: &Scenario,
-        mut cost_model: impl FnMut(&Scenario, &PoolPlan, &ReplicaPlacement) -> Box<dyn CostModel>,
-    ) -> Cluster {
-        let mut replicas = Vec::new();
-        let mut replica_pool = Vec::new();
+    /// Builds the cluster with `cost_model(scenario, pool, placement)` for each worker.
+    pub fn build_with(scenario: &Scenario, cost_model: &mut CostModelFactory<'_>) -> Cluster {
+        let state = ServingState {
+            requests: scenario.requests.clone(),
+            recorder: Recorder::new(&scenario.requests, scenario.keep_token_gaps),
+            board: Vec::new(),
+            transfers: TransferLog { records: scenario.record_timeline.then(Vec::new), ..TransferLog::default() },
+            timeline: scenario.record_timeline.then(Vec::new),
+            role_switches: Vec::new(),
+        };
+        let mut sim = Simulation::new(state);
+        let disaggregated = scenario.pools.iter().any(|p| p.role.hands_off());
+        let switching = scenario.pools.iter().any(|p| p.role == PoolRole::Switching);
+        // Ids of the components added before the replicas.
+        let source = ComponentId(0);
+        let entry_router = ComponentId(1);
+        let decode_router = disaggregated.then_some(ComponentId(2));
+        let network = disaggregated.then_some(ComponentId(3));
+        let controller = switching.then_some(ComponentId(if disaggregated { 4 } else { 2 }));
+        let first_replica = 2 + if disaggregated { 2 } else { 0 } + u32::from(switching);
+
+        // Replica indices, their pools and initial roles, in wiring order.
+        let mut plan: Vec<(usize, usize, Role)> = Vec::new();
         for (pool_index, pool) in scenario.pools.iter().enumerate() {
-            for placement in &pool.placements {
-                replicas.push(Replica::new(
-                    pool.scheduler,
-                    cost_model(scenario, pool, placement),
-                    BlockPool::new(pool.memory.kv_capacity_blocks, pool.memory.block_size_tokens),
-                    ReplicaHardware {
-                        devices_per_stage: pool.parallelism.tensor as u32,
-                        stages: pool.parallelism.pipeline as u32,
-                        power: pool.device.power.clone(),
-                    },
-                ));
-                if scenario.record_timeline {
-                    replicas.last_mut().expect("just pushed").record_timeline();
-                }
-                replica_pool.push(pool_index);
+            for replica in 0..pool.placements.len() {
+                plan.push((pool_index, replica, pool.initial_role(replica as u64)));
             }
         }
-        Cluster {
-            router: Router::new(scenario.router, scenario.seed),
-            recorder: Recorder::new(&scenario.requests, scenario.keep_token_gaps),
-            requests: scenario.requests.clone(),
-            record_timeline: scenario.record_timeline,
-            replicas,
-            replica_pool,
+        let id_of = |index: usize| ComponentId(first_replica + index as u32);
+        let targets = |stage_roles: &dyn Fn(PoolRole) -> bool| -> Vec<RouteTarget> {
+            plan.iter()
+                .enumerate()
+                .filter(|(_, (pool, _, _))| stage_roles(scenario.pools[*pool].role))
+                .map(|(i, _)| RouteTarget { replica: i as u32, component: id_of(i) })
+                .collect()
+        };
+
+        let added = sim.add(Box::new(RequestSource::new(entry_router)));
+        debug_assert_eq!(added, source);
+        let entry_targets = targets(&|role| role.takes_new_requests());
+        sim.add(Box::new(Router::new(
+            Stage::Entry,
+            route_policy(scenario.router, scenario.seed, "router"),
+            entry_targets,
+        )));
+        if disaggregated {
+            let decode_targets = targets(&|role| role.decodes_handoffs());
+            sim.add(Box::new(Router::new(
+                Stage::Decode,
+                route_policy(scenario.decode_router, scenario.seed, "decode-router"),
+                decode_targets,
+            )));
+            let layouts = plan
+                .iter()
+                .map(|&(pool, replica, _)| {
+                    let pool = &scenario.pools[pool];
+                    KvLayout {
+                        devices: pool.placements[replica].devices.clone(),
+                        parallelism: pool.parallelism,
+                        model: pool.model.clone(),
+                        kv_dtype: pool.kv_dtype,
+                    }
+                })
+                .collect();
+            sim.add(Box::new(Network::new(Arc::new(scenario.fabric.clone()), layouts)));
         }
+        if let Some(switch) = &scenario.switching {
+            let switchable = plan
+                .iter()
+                .enumerate()
+                .filter(|(_, (pool, _, _))| scenario.pools[*pool].role == PoolRole::Switching)
+                .map(|(i, _)| (i as u32, id_of(i)))
+                .collect();
+            let last_arrival = scenario.requests.last().map_or(SimTime::ZERO, |r| r.arrival);
+            let policy = SwitchPolicy {
+                interval_ns: crate::engine::secs_to_nanos(switch.interval_s).max(1),
+                prefill_queue_tokens: switch.prefill_queue_tokens,
+                decode_kv_occupancy: switch.decode_kv_occupancy,
+                min_per_role: switch.min_per_role,
+            };
+            let id = sim.add(Box::new(RoleController::new(policy, switchable, last_arrival)));
+            debug_assert_eq!(Some(id), controller);
+            sim.schedule(id, SimTime::ZERO, Msg::Tick);
+        }
+        let mut replicas = Vec::new();
+        let mut replica_pool = Vec::new();
+        for (index, &(pool_index, replica, role)) in plan.iter().enumerate() {
+            let pool = &scenario.pools[pool_index];
+            let placement = &pool.placements[replica];
+            let stages = pool.parallelism.pipeline as usize;
+            let workers = match &pool.semi_pd {
+                None => vec![Worker::new(Scope::All, Executor::new(cost_model(scenario, pool, placement), stages))],
+                Some(split) => {
+                    let mut prefill = Executor::new(cost_model(scenario, pool, placement), stages);
+                    let mut decode = Executor::new(cost_model(scenario, pool, placement), stages);
+                    prefill.set_compute_share(split.prefill_compute_share);
+                    decode.set_compute_share(1.0 - split.prefill_compute_share);
+                    vec![Worker::new(Scope::Prefill, prefill), Worker::new(Scope::Decode, decode)]
+                }
+            };
+            let kv = KvManager::new(BlockPool::new(pool.memory.kv_capacity_blocks, pool.memory.block_size_tokens));
+            let handoff = match (decode_router, network) {
+                (Some(decode_router), Some(network)) if pool.role.hands_off() => Some(Handoff {
+                    decode_router,
+                    network,
+                    streaming: scenario.kv_streaming,
+                    layers_per_stage: pool.parallelism.layers_per_stage(&pool.model),
+                }),
+                _ => None,
+            };
+            let share_control = pool.semi_pd.as_ref().and_then(|split| {
+                let adapt = split.adapt?;
+                Some(ShareControl {
+                    interval_ns: crate::engine::secs_to_nanos(adapt.interval_s).max(1),
+                    step: adapt.step,
+                    min: adapt.min_share,
+                    max: adapt.max_share,
+                    ttft_s: scenario.slo.ttft_s?,
+                    tpot_s: scenario.slo.tpot_s?,
+                })
+            });
+            let id = sim.add(Box::new(Replica::new(ReplicaSetup {
+                index: index as u32,
+                role,
+                state: SchedulerState::new(pool.scheduler, kv, stages),
+                policy: Box::new(VllmV1::default()),
+                workers,
+                hardware: ReplicaHardware {
+                    devices_per_stage: pool.parallelism.tensor as u32,
+                    stages: pool.parallelism.pipeline as u32,
+                    power: pool.device.power.clone(),
+                },
+                handoff,
+                share_control,
+            })));
+            debug_assert_eq!(id, id_of(index));
+            if let Some(control) = share_control {
+                sim.schedule(id, SimTime::ZERO + control.interval_ns, Msg::Tick);
+            }
+            sim.shared_mut().board.push(ReplicaGauge::idle(role, pool.memory.kv_capacity_blocks));
+            replicas.push(id);
+            replica_pool.push(pool_index);
+        }
+        if let Some(first) = scenario.requests.first() {
+            sim.schedule(source, first.arrival, Msg::Arrive(0));
+        }
+        Cluster { sim, replicas, replica_pool, max_time: scenario.max_time }
     }
 
-    /// Runs to completion (or to `until`) and returns the records.
-    pub fn run(self, until: Option<SimTime>) -> RunOutput {
-        self.run_observed(until, &mut |_| {})
+    /// Delivers the next event (for tests that check invariants after every event).
+    pub fn step(&mut self) -> Option<SimTime> {
+        self.sim.step(self.max_time)
+    }
+
+    /// The replicas, by index.
+    pub fn replicas(&self) -> impl Iterator<Item = &Replica> {
+        self.replicas.iter().map(|&id| self.sim.component::<Replica>(id).expect("replica component"))
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &ServingState {
+        self.sim.shared()
+    }
+
+    /// Runs to completion (or the scenario's horizon) and returns the records.
+    pub fn run(self) -> RunOutput {
+        self.run_observed(&mut |_| {})
     }
 
     /// As [`Cluster::run`], calling `observe` every few thousand events (for progress bars).
-    pub fn run_observed(mut self, until: Option<SimTime>, observe: &mut dyn FnMut(RunProgress)) -> RunOutput {
+    pub fn run_observed(mut self, observe: &mut dyn FnMut(RunProgress)) -> RunOutput {
         const SLICE: u64 = 1 << 15;
-        let mut queue = EventQueue::new();
-        if let Some(first) = self.requests.first() {
-            queue.schedule_at(first.arrival, Event::Arrival(0));
-        }
-        let mut engine = RunStats::default();
-        while !engine::run_limited(&mut self, &mut queue, until, SLICE, &mut engine) {
+        while !self.sim.run(self.max_time, SLICE) {
+            let stats = self.sim.stats();
             observe(RunProgress {
-                now: engine.end_time,
-                finished_requests: self.recorder.finished(),
-                total_requests: self.requests.len() as u64,
-                events: engine.events_delivered,
+                now: stats.end_time,
+                finished_requests: self.sim.shared().recorder.finished(),
+                total_requests: self.sim.shared().requests.len() as u64,
+                events: stats.events_delivered,
             });
         }
-        let mut output = self.finish(engine.end_time);
-        output.engine = engine;
-        output
+        self.finish()
     }
 
-    /// The replicas (for inspection between events).
-    pub fn replicas(&self) -> &[Replica] {
-        &self.replicas
-    }
-
-    /// Closes the time integrals at `end` and hands over the records.
-    pub fn finish(mut self, end: SimTime) -> RunOutput {
-        let replicas = self
-            .replicas
-            .iter_mut()
-            .zip(&self.replica_pool)
-            .map(|(replica, &pool)| {
-                replica.advance_to(end);
-                ReplicaReport {
-                    pool,
-                    stats: replica.stats(),
-                    devices: replica.hardware().devices_per_stage * replica.hardware().stages,
-                    idle_power_w: replica.hardware().power.idle_w.get(),
-                    kv_capacity_blocks: replica.kv().capacity_blocks(),
-                    kv_peak_blocks: replica.kv().peak_used_blocks(),
-                }
-            })
-            .collect();
-        let timeline = self.record_timeline.then(|| {
-            let mut timeline: Vec<IterationRecord> = Vec::new();
-            for (index, replica) in self.replicas.iter_mut().enumerate() {
-                timeline.extend(
-                    replica.take_timeline().into_iter().map(|r| IterationRecord { replica: index as u32, ..r }),
-                );
-            }
-            timeline.sort_by_key(|r| (r.start, r.replica));
+    /// Closes the time integrals at the last event and hands over the records.
+    pub fn finish(mut self) -> RunOutput {
+        let end = self.sim.stats().end_time;
+        let mut reports = Vec::new();
+        for (&id, &pool) in self.replicas.iter().zip(&self.replica_pool) {
+            let replica = self.sim.component_mut::<Replica>(id).expect("replica component");
+            replica.finish(end);
+            reports.push(ReplicaReport {
+                pool,
+                role: replica.role(),
+                stats: replica.stats(),
+                devices: replica.hardware().devices(),
+                idle_power_w: replica.hardware().power.idle_w.get(),
+                kv_capacity_blocks: replica.kv().capacity_blocks(),
+                kv_peak_blocks: replica.kv().peak_used_blocks(),
+            });
+        }
+        let (state, engine) = self.sim.into_parts();
+        let timeline = state.timeline.map(|mut timeline| {
+            timeline.sort_by_key(|r| (r.start, r.replica, r.worker));
             timeline
         });
         RunOutput {
-            recorder: self.recorder,
-            replicas,
-            engine: RunStats { events_delivered: 0, end_time: end },
+            recorder: state.recorder,
+            replicas: reports,
+            engine,
             timeline,
-        }
-    }
-
-    fn started(queue: &mut EventQueue<Event>, replica: usize, started: Option<Started>) {
-        if let Some(started) = started {
-            queue.schedule_at(started.done, Event::BatchDone(replica));
-            if started.pipeline_has_room && started.first_stage_free < started.done {
-                queue.schedule_at(started.first_stage_free, Event::StageFree(replica));
-            }
-        }
-    }
-}
-
-impl World for Cluster {
-    type Event = Event;
-
-    fn handle(&mut self, now: SimTime, event: Event, queue: &mut EventQueue<Event>) {
-        match event {
-            Event::Arrival(index) => {
-                if let Some(next) = self.requests.get(index + 1) {
-                    queue.schedule_at(next.arrival, Event::Arrival(index + 1));
-                }
-                let target = self.router.choose(&self.replicas);
-                self.recorder.routed(index, target as u32);
-                let spec = self.requests[index];
-                let started = self.replicas[target].on_arrival(now, index, &spec, &mut self.recorder);
-                Self::started(queue, target, started);
-            }
-            Event::BatchDone(replica) => {
-                let started = self.replicas[replica].on_batch_done(now, &mut self.recorder);
-                Self::started(queue, replica, started);
-                if started.is_none() {
-                    // A pipeline slot opened while the first stage is still busy.
-                    if let Some(at) = self.replicas[replica].stage_free_wakeup(now) {
-                        queue.schedule_at(at, Event::StageFree(replica));
-                    }
-                }
-            }
-            Event::StageFree(replica) => {
-                let started = self.replicas[replica].on_stage_free(now, &mut self.recorder);
-                Self::started(queue, replica, started);
-            }
+            transfers: state.transfers,
+            role_switches: state.role_switches,
         }
     }
 }
 
 /// Builds and runs a scenario.
 pub fn simulate(scenario: &Scenario) -> RunOutput {
-    Cluster::build(scenario).run(scenario.max_time)
+    Cluster::build(scenario).run()
 }
 
 /// Builds and runs a scenario, reporting progress to `observe`.
 pub fn simulate_observed(scenario: &Scenario, observe: &mut dyn FnMut(RunProgress)) -> RunOutput {
-    Cluster::build(scenario).run_observed(scenario.max_time, observe)
+    Cluster::build(scenario).run_observed(observe)
 }

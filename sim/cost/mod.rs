@@ -42,8 +42,30 @@ impl IterationCost {
     }
 }
 
+/// The share of a replica's devices an iteration may use: all of them, or a compute
+/// partition (semi-PD's SM split) with the memory bandwidth it can get.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResourceShare {
+    /// Fraction of the peak FLOP/s.
+    pub compute: f64,
+    /// Fraction of the peak memory bandwidth.
+    pub memory_bandwidth: f64,
+}
+
+impl ResourceShare {
+    /// The whole device.
+    pub const WHOLE: ResourceShare = ResourceShare { compute: 1.0, memory_bandwidth: 1.0 };
+}
+
 /// Prices iterations for one replica.
 pub trait CostModel: Send {
-    /// Cost of an iteration of shape `batch`.
+    /// Cost of an iteration of shape `batch` on the whole devices.
     fn iteration(&mut self, batch: &BatchShape) -> IterationCost;
+
+    /// Cost of an iteration of shape `batch` on `share` of the devices. Models that cannot
+    /// split a device price the whole device.
+    fn iteration_shared(&mut self, batch: &BatchShape, share: ResourceShare) -> IterationCost {
+        let _ = share;
+        self.iteration(batch)
+    }
 }

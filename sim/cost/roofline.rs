@@ -7,7 +7,7 @@
 //! as slow as the one with the most layers plus the embedding and LM head.
 
 use super::efficiency::{Efficiency, ProfileEfficiency};
-use super::{CostModel, IterationCost};
+use super::{CostModel, IterationCost, ResourceShare};
 use crate::engine::secs_to_nanos;
 use crate::hardware::{DeviceProfile, Dtype};
 use crate::model::{BatchShape, ModelSpec, OpKind, Operator, OperatorPlan, Parallelism};
@@ -112,6 +112,21 @@ impl RooflineCostModel {
 
 impl CostModel for RooflineCostModel {
     fn iteration(&mut self, batch: &BatchShape) -> IterationCost {
+        self.iteration_shared(batch, ResourceShare::WHOLE)
+    }
+
+    fn iteration_shared(&mut self, batch: &BatchShape, share: ResourceShare) -> IterationCost {
+        if share != ResourceShare::WHOLE {
+            // Price on a device whose peaks are the share's; utilisations stay relative to
+            // the share (the executor scales them to the whole device).
+            let saved = (self.gemm_peak_flops, self.attention_peak_flops, self.peak_bytes_per_s);
+            self.gemm_peak_flops *= share.compute;
+            self.attention_peak_flops *= share.compute;
+            self.peak_bytes_per_s *= share.memory_bandwidth;
+            let cost = self.iteration_shared(batch, ResourceShare::WHOLE);
+            (self.gemm_peak_flops, self.attention_peak_flops, self.peak_bytes_per_s) = saved;
+            return cost;
+        }
         let mut ops = std::mem::take(&mut self.scratch);
         self.plan.operators(batch, &mut ops);
         let mut seconds = self.iteration_s;

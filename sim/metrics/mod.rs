@@ -15,6 +15,6 @@ pub use histogram::LogHistogram;
 pub use percentile::{Distribution, WeightedValues};
 pub use recorder::{Recorder, RejectReason, RequestRecord, RequestStatus};
 pub use summary::{
-    DeviceSummary, EnergySummary, GoodputSummary, KvSummary, LatencySummary, QueueSummary, RequestCounts, Slo, Summary,
-    ThroughputSummary,
+    DeviceSummary, DisaggregationSummary, EnergySummary, GoodputSummary, KvSummary, LatencySummary, QueueSummary,
+    RequestCounts, RoleSummary, Slo, Summary, ThroughputSummary,
 };

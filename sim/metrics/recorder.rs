@@ -74,8 +74,17 @@ impl fmt::Display for RejectReason {
 pub struct RequestRecord {
     /// The request as specified.
     pub spec: RequestSpec,
-    /// Replica it was routed to.
+    /// Replica it was routed to (its prefill replica when disaggregated).
     pub replica: Option<u32>,
+    /// Replica it was decoded on, when its prompt ran elsewhere. A request visits at most
+    /// these two replicas (preemption recomputes where the request is).
+    pub decode_replica: Option<u32>,
+    /// When its KV started moving to the decode replica.
+    pub transfer_start: Option<SimTime>,
+    /// When its KV arrived there.
+    pub transfer_end: Option<SimTime>,
+    /// When its first step on the decode replica started.
+    pub first_decode: Option<SimTime>,
     /// Outcome.
     pub status: RequestStatus,
     /// Why it was rejected.
@@ -143,6 +152,10 @@ impl Recorder {
             .map(|spec| RequestRecord {
                 spec: *spec,
                 replica: None,
+                decode_replica: None,
+                transfer_start: None,
+                transfer_end: None,
+                first_decode: None,
                 status: RequestStatus::Unfinished,
                 reject_reason: None,
                 first_scheduled: None,
@@ -162,6 +175,29 @@ impl Recorder {
         self.records[request].replica = Some(replica);
     }
 
+    /// Notes the replica a request's decode was sent to.
+    pub fn routed_for_decode(&mut self, request: usize, replica: u32) {
+        self.records[request].decode_replica = Some(replica);
+    }
+
+    /// Notes when a request's KV started moving.
+    pub fn transfer_started(&mut self, request: usize, now: SimTime) {
+        self.records[request].transfer_start = Some(now);
+    }
+
+    /// Notes when a request's KV arrived.
+    pub fn transfer_ended(&mut self, request: usize, now: SimTime) {
+        self.records[request].transfer_end = Some(now);
+    }
+
+    /// Notes a step of a request on its decode replica (the first one is kept).
+    pub fn decode_step(&mut self, request: usize, now: SimTime) {
+        let record = &mut self.records[request];
+        if record.first_decode.is_none() {
+            record.first_decode = Some(now);
+        }
+    }
+
     /// Refuses a request.
     pub fn reject(&mut self, request: usize, reason: RejectReason) {
         let record = &mut self.records[request];
@@ -178,7 +214,7 @@ impl Recorder {
         }
     }
 
-    /// Records an output token of `request` at `now`; returns true when it was the last one.
+    /// Records an output token of `request` at `now`; returns true when it was the first one.
     pub fn token(&mut self, request: usize, now: SimTime) -> bool {
         let record = &mut self.records[request];
         if let Some(previous) = record.last_token {
@@ -191,14 +227,14 @@ impl Recorder {
         } else {
             record.first_token = Some(now);
         }
+        let first = record.last_token.is_none();
         record.last_token = Some(now);
         record.tokens_emitted += 1;
-        let done = record.tokens_emitted >= record.spec.output_tokens;
-        if done {
+        if record.tokens_emitted >= record.spec.output_tokens {
             record.status = RequestStatus::Completed;
             self.finished += 1;
         }
-        done
+        first
     }
 
     /// Counts a preemption.

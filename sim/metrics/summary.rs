@@ -2,8 +2,9 @@
 //! queue, KV occupancy, device utilisation, energy and cost.
 
 use super::{Distribution, RequestStatus};
-use crate::cluster::RunOutput;
+use crate::cluster::{ReplicaReport, RunOutput};
 use crate::scenario::Scenario;
+use crate::serving::{Role, RoleStats};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -101,6 +102,8 @@ pub struct KvSummary {
 pub struct DeviceSummary {
     /// Pool name.
     pub pool: String,
+    /// What the pool's replicas do.
+    pub role: String,
     /// Device profile name.
     pub device: String,
     /// Replicas.
@@ -127,6 +130,40 @@ pub struct DeviceSummary {
     pub device_hours: f64,
     /// Cost of those hours, USD.
     pub cost_usd: f64,
+}
+
+/// The devices while in one role (a switching replica counts in each role for the time it
+/// spent in it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RoleSummary {
+    /// colocated, prefill or decode.
+    pub role: String,
+    /// Devices in the role on average over the run.
+    pub mean_devices: Option<f64>,
+    /// Fraction of their time iterations were running.
+    pub busy_fraction: Option<f64>,
+    /// Iterations.
+    pub iterations: u64,
+    /// Energy, J.
+    pub energy_j: f64,
+    /// Device-hours in the role.
+    pub device_hours: f64,
+    /// Their cost, USD.
+    pub cost_usd: f64,
+}
+
+/// How prompts moved from prefill to decode replicas.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DisaggregationSummary {
+    /// KV transfer durations, from the first byte's chance to move to the last byte's arrival.
+    pub transfer_s: Distribution,
+    /// KV bytes moved.
+    pub kv_bytes_moved: f64,
+    /// Time finished prompts waited for a decode replica to reserve room (their KV held on the
+    /// prefill replica meanwhile).
+    pub decode_wait_s: Distribution,
+    /// Role switches of switching pools.
+    pub role_switches: u64,
 }
 
 /// Energy and cost.
@@ -173,6 +210,10 @@ pub struct Summary {
     pub kv_cache: KvSummary,
     /// Pools.
     pub devices: Vec<DeviceSummary>,
+    /// Devices by role.
+    pub roles: Vec<RoleSummary>,
+    /// KV transfers and waits (disaggregated deployments only).
+    pub disaggregation: Option<DisaggregationSummary>,
     /// Energy and cost.
     pub energy: EnergySummary,
     /// Engine events delivered.
@@ -248,24 +289,29 @@ impl Summary {
             },
         };
 
+        // Energy of one replica in one role: busy energy plus idle power over the rest of
+        // its device-time in that role.
+        let role_energy = |r: &ReplicaReport, role: &RoleStats| {
+            let idle_device_s =
+                (f64::from(r.devices) * role.role_ns as f64 * 1e-9 - role.busy_device_ns * 1e-9).max(0.0);
+            role.busy_energy_j + r.idle_power_w * idle_device_s
+        };
         let mut devices = Vec::new();
         for (pool_index, pool) in scenario.pools.iter().enumerate() {
             let members: Vec<_> = run.replicas.iter().filter(|r| r.pool == pool_index).collect();
             let device_seconds: f64 = members.iter().map(|r| f64::from(r.devices) * duration_s).sum();
-            let busy_s: f64 = members.iter().map(|r| r.stats.busy_device_ns as f64 * 1e-9).sum();
-            let energy_j: f64 = members
-                .iter()
-                .map(|r| {
-                    let idle_device_s =
-                        (f64::from(r.devices) * duration_s - r.stats.busy_device_ns as f64 * 1e-9).max(0.0);
-                    r.stats.busy_energy_j + r.idle_power_w * idle_device_s
-                })
-                .sum();
-            let device_count = pool.replicas * pool.parallelism.devices();
+            let sum = |pick: &dyn Fn(&RoleStats) -> f64| -> f64 {
+                members.iter().flat_map(|r| r.stats.roles.iter()).map(pick).sum()
+            };
+            let busy_s = sum(&|role| role.busy_device_ns * 1e-9);
+            let energy_j: f64 =
+                members.iter().flat_map(|r| r.stats.roles.iter().map(move |role| role_energy(r, role))).sum();
+            let device_count = pool.devices();
             let device_hours = device_count as f64 * duration_s / 3600.0;
             let of_device_time = |x: f64| ratio(x, device_seconds);
             devices.push(DeviceSummary {
                 pool: pool.name.clone(),
+                role: pool.role.name().to_string(),
                 device: pool.device.name.clone(),
                 replicas: pool.replicas,
                 devices: device_count,
@@ -273,14 +319,46 @@ impl Summary {
                 pipeline_parallel: pool.parallelism.pipeline,
                 kv_capacity_blocks_per_replica: pool.memory.kv_capacity_blocks,
                 busy_fraction: of_device_time(busy_s),
-                mean_compute_utilization: of_device_time(members.iter().map(|r| r.stats.compute_utilization_s).sum()),
-                mean_memory_utilization: of_device_time(members.iter().map(|r| r.stats.memory_utilization_s).sum()),
-                iterations: members.iter().map(|r| r.stats.iterations).sum(),
+                mean_compute_utilization: of_device_time(sum(&|role| role.compute_utilization_s)),
+                mean_memory_utilization: of_device_time(sum(&|role| role.memory_utilization_s)),
+                iterations: members.iter().map(|r| r.stats.iterations()).sum(),
                 energy_j,
                 device_hours,
                 cost_usd: device_hours * pool.device.price_per_hour_usd.get(),
             });
         }
+        let mut roles = Vec::new();
+        for role in Role::ALL {
+            let mut summary = RoleSummary { role: role.name().to_string(), ..RoleSummary::default() };
+            let mut device_seconds = 0.0;
+            let mut busy_s = 0.0;
+            for r in &run.replicas {
+                let stats = &r.stats.roles[role.index()];
+                if stats.role_ns == 0 {
+                    continue;
+                }
+                let seconds = f64::from(r.devices) * stats.role_ns as f64 * 1e-9;
+                device_seconds += seconds;
+                busy_s += stats.busy_device_ns * 1e-9;
+                summary.energy_j += role_energy(r, stats);
+                summary.iterations += stats.iterations;
+                let price = scenario.pools[r.pool].device.price_per_hour_usd.get();
+                summary.cost_usd += seconds / 3600.0 * price;
+                summary.device_hours += seconds / 3600.0;
+            }
+            if device_seconds > 0.0 {
+                summary.mean_devices = ratio(device_seconds, duration_s);
+                summary.busy_fraction = ratio(busy_s, device_seconds);
+                roles.push(summary);
+            }
+        }
+        let transfers = &run.transfers;
+        let disaggregation = (scenario.pools.iter().any(|p| p.role.hands_off())).then(|| DisaggregationSummary {
+            transfer_s: Distribution::of(transfers.durations_s.iter().copied()),
+            kv_bytes_moved: transfers.bytes_moved,
+            decode_wait_s: Distribution::of(transfers.decode_wait_s.iter().copied()),
+            role_switches: run.role_switches.len() as u64,
+        });
         let total_j: f64 = devices.iter().map(|d| d.energy_j).sum();
         let cost_usd: f64 = devices.iter().map(|d| d.cost_usd).sum();
         let per = |x: f64, n: u64| ratio(x, n as f64);
@@ -316,6 +394,8 @@ impl Summary {
             queue,
             kv_cache,
             devices,
+            roles,
+            disaggregation,
             energy,
             events: run.engine.events_delivered,
         }

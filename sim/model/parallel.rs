@@ -69,6 +69,46 @@ impl Parallelism {
         (self.layers_per_stage(model) * self.kv_elements_per_token_per_layer_per_device(model)) as f64 * dtype.bytes()
     }
 
+    /// Layers of pipeline stage `stage`, as a range of layer indices (the first stages take
+    /// the rounded-up share).
+    pub fn stage_layers(&self, model: &ModelSpec, stage: u64) -> std::ops::Range<u64> {
+        let per_stage = self.layers_per_stage(model);
+        let start = (stage * per_stage).min(model.layers);
+        start..((stage + 1) * per_stage).min(model.layers)
+    }
+
+    /// Units the KV cache of one layer splits into over tensor-parallel ranks: the KV heads,
+    /// or one for MLA's latent (which every rank holds whole).
+    pub fn kv_units(model: &ModelSpec) -> u64 {
+        if model.mla.is_some() {
+            1
+        } else {
+            model.kv_heads
+        }
+    }
+
+    /// KV units of one layer held by tensor-parallel rank `rank`: a contiguous range of heads,
+    /// one head shared with other ranks when the degree exceeds the heads, or the whole MLA
+    /// latent.
+    pub fn kv_units_of_rank(&self, model: &ModelSpec, rank: u64) -> std::ops::Range<u64> {
+        let units = Self::kv_units(model);
+        if model.mla.is_some() {
+            return 0..1;
+        }
+        if self.tensor <= units {
+            let per_rank = units / self.tensor;
+            rank * per_rank..(rank + 1) * per_rank
+        } else {
+            let head = rank * units / self.tensor;
+            head..head + 1
+        }
+    }
+
+    /// Bytes of one KV unit of one layer per token.
+    pub fn kv_unit_bytes(model: &ModelSpec, dtype: Dtype) -> f64 {
+        model.kv_elements_per_token_per_layer() as f64 / Self::kv_units(model) as f64 * dtype.bytes()
+    }
+
     /// Why this layout cannot split `model`, if it cannot: the heads must divide evenly over a
     /// stage's devices, the KV heads must either divide evenly or be replicated whole, and
     /// every stage needs a layer. Returns (field, message).
@@ -123,6 +163,21 @@ mod tests {
         assert_eq!(Parallelism::new(1, 2).kv_bytes_per_token_per_device(&model, Dtype::Bf16), one / 2.0);
         // 32 layers over 3 stages: the largest stage has 11.
         assert_eq!(Parallelism::new(1, 3).kv_bytes_per_token_per_device(&model, Dtype::Bf16), one * 11.0 / 32.0);
+    }
+
+    #[test]
+    fn every_kv_unit_of_every_layer_has_a_home() {
+        let model = llama_8b();
+        for (tp, pp) in [(1, 1), (2, 1), (8, 4), (16, 3)] {
+            let p = Parallelism::new(tp, pp);
+            let layers: u64 = (0..pp).map(|s| p.stage_layers(&model, s).count() as u64).sum();
+            assert_eq!(layers, model.layers);
+            for unit in 0..Parallelism::kv_units(&model) {
+                assert!((0..tp).any(|r| p.kv_units_of_rank(&model, r).contains(&unit)), "TP{tp}: head {unit}");
+            }
+        }
+        assert_eq!(Parallelism::new(16, 1).kv_units_of_rank(&model, 15), 7..8);
+        assert_eq!(Parallelism::kv_unit_bytes(&model, Dtype::Bf16), 2.0 * 128.0 * 2.0);
     }
 
     #[test]

@@ -7,21 +7,23 @@
 
 mod memory;
 mod placement;
+mod pools;
 pub mod schema;
 
 pub use memory::{DoesNotFit, MemoryPlan, MemoryRequest};
 pub use placement::{ParallelComm, ReplicaPlacement};
+pub use pools::{PoolPlan, PoolRole, SemiPdPlan, ShareAdaptPlan};
+pub use schema::RouterKind;
 
-use crate::calibration::Calibration;
 use crate::engine::SimTime;
 use crate::error::Result;
-use crate::hardware::{bundled_scenario, Catalog, DeviceProfile, Dtype, LinkProfile};
+use crate::hardware::{bundled_scenario, Catalog, Dtype};
 use crate::input::YamlSource;
 use crate::metrics::Slo;
-use crate::model::{ModelSpec, Parallelism};
-use crate::serving::{RequestSpec, SchedulerConfig};
+use crate::model::ModelSpec;
+use crate::serving::RequestSpec;
 use crate::topology::Fabric;
-use schema::{RouterKind, ScenarioFile};
+use schema::ScenarioFile;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,29 +34,17 @@ pub struct Overrides {
     pub seed: Option<u64>,
 }
 
-/// A pool of identical replicas, resolved and checked.
-#[derive(Debug, Clone)]
-pub struct PoolPlan {
-    /// Name in reports.
-    pub name: String,
-    /// Device profile.
-    pub device: DeviceProfile,
-    /// Replicas.
-    pub replicas: u64,
-    /// How each replica splits the model over its devices.
-    pub parallelism: Parallelism,
-    /// Link inside a replica.
-    pub interconnect: Option<LinkProfile>,
-    /// Batching limits.
-    pub scheduler: SchedulerConfig,
-    /// Memory split per device and KV capacity.
-    pub memory: MemoryPlan,
-    /// Fitted efficiency curves, when the pool names a calibration.
-    pub calibration: Option<Arc<Calibration>>,
-    /// Host launch cost per kernel of the serving framework, s (0: not launch-bound).
-    pub host_launch_s: f64,
-    /// Where each replica runs and what its communication costs.
-    pub placements: Vec<ReplicaPlacement>,
+/// When replicas of a switching pool change role.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SwitchingPlan {
+    /// Seconds between checks.
+    pub interval_s: f64,
+    /// Prompt tokens waiting per prefill replica that call for another prefill replica.
+    pub prefill_queue_tokens: u64,
+    /// Decode KV occupancy that calls for another decode replica.
+    pub decode_kv_occupancy: f64,
+    /// Fewest replicas each role keeps.
+    pub min_per_role: usize,
 }
 
 /// A validated scenario.
@@ -68,14 +58,20 @@ pub struct Scenario {
     pub origin: String,
     /// Seed of every random stream.
     pub seed: u64,
-    /// The model.
+    /// The model (pools may name their own).
     pub model: ModelSpec,
-    /// Weight dtype.
+    /// Weight dtype of the scenario's model.
     pub weight_dtype: Dtype,
-    /// KV-cache dtype.
+    /// KV-cache dtype of the scenario's model.
     pub kv_dtype: Dtype,
-    /// Router policy.
+    /// Router policy for new requests.
     pub router: RouterKind,
+    /// Router policy for finished prompts (disaggregated deployments).
+    pub decode_router: RouterKind,
+    /// Whether KV streams layer by layer during the last prompt chunk.
+    pub kv_streaming: bool,
+    /// Role switching, when a pool switches.
+    pub switching: Option<SwitchingPlan>,
     /// The devices and links everything runs on.
     pub fabric: Fabric,
     /// Replica pools.
@@ -138,107 +134,17 @@ impl Scenario {
         if let Some(name) = &file.name {
             check_plain_name(name).map_err(|message| source.error("name", message))?;
         }
-        let model = catalog.model(&file.model, source, "model")?;
-        let weight_dtype = file.dtype.or(model.published_dtype).unwrap_or(Dtype::Bf16);
-        let weight_dtype = if weight_dtype == Dtype::Fp32 { Dtype::Bf16 } else { weight_dtype };
-        let kv_dtype = file.kv_cache_dtype.unwrap_or(match weight_dtype {
-            Dtype::Fp16 => Dtype::Fp16,
-            _ => Dtype::Bf16,
-        });
+        let model = Arc::new(catalog.model(&file.model, source, "model")?);
+        let (weight_dtype, kv_dtype) = pools::dtypes(&model, file.dtype, file.kv_cache_dtype);
         if file.deployment.pools.is_empty() {
             return Err(source.error("deployment.pools", "list at least one pool of replicas"));
         }
+        let defaults = pools::PoolDefaults { model: &model, weight_dtype: file.dtype, kv_dtype: file.kv_cache_dtype };
         let mut pools = Vec::new();
         for (index, pool) in file.deployment.pools.iter().enumerate() {
-            let field = format!("deployment.pools[{index}]");
-            let device = catalog.device(&pool.device, source, &format!("{field}.device"))?;
-            let device = device.at_clock(pool.clock_ratio.get()).ok_or_else(|| {
-                source.error(
-                    &format!("{field}.clock_ratio"),
-                    format!(
-                        "{} has no DVFS point at clock ratio {}; it offers: 1{}",
-                        device.name,
-                        pool.clock_ratio,
-                        device.power.dvfs.iter().map(|p| format!(", {}", p.clock_ratio)).collect::<String>()
-                    ),
-                )
-            })?;
-            let parallelism = Parallelism::new(pool.tensor_parallel.get(), pool.pipeline_parallel.get());
-            parallelism.check(&model).map_err(|(what, message)| source.error(&format!("{field}.{what}"), message))?;
-            let (tensor_parallel, pipeline_parallel) = (parallelism.tensor, parallelism.pipeline);
-            let interconnect = match &pool.interconnect {
-                Some(link) => Some(catalog.link(link, source, &format!("{field}.interconnect"))?),
-                None if file.cluster.is_none() && parallelism.devices() > 1 => {
-                    return Err(source.error(
-                        &format!("{field}.interconnect"),
-                        format!(
-                            "tensor_parallel {tensor_parallel} × pipeline_parallel {pipeline_parallel} needs a link between the devices: add `interconnect:` (bundled links: {}) or describe the machines under `cluster:`",
-                            crate::input::known_list(catalog.links.keys().map(String::as_str))
-                        ),
-                    ));
-                }
-                None => None,
-            };
-            let calibration = match &pool.calibration {
-                Some(reference) => {
-                    let calibration = catalog.calibration(reference, source, &format!("{field}.calibration"))?;
-                    if calibration.device != device.name {
-                        return Err(source.error(
-                            &format!("{field}.calibration"),
-                            format!(
-                                "the calibration is for device {:?}, but the pool runs on {:?}",
-                                calibration.device, device.name
-                            ),
-                        ));
-                    }
-                    Some(Arc::new(calibration))
-                }
-                None => None,
-            };
-            let max_model_len = pool.scheduler.max_model_len.map_or(model.max_context_tokens, |c| c.get());
-            if !pool.scheduler.chunked_prefill && pool.scheduler.max_num_batched_tokens.get() < max_model_len {
-                // As in vLLM: without chunking, a whole (re)computed sequence must fit in one
-                // iteration, or a preempted request could never be scheduled again.
-                return Err(source.error(
-                    &format!("{field}.scheduler.chunked_prefill"),
-                    format!(
-                        "with chunked_prefill off, max_num_batched_tokens ({}) must be at least max_model_len ({max_model_len}); raise it, lower max_model_len, or turn chunked_prefill on",
-                        pool.scheduler.max_num_batched_tokens
-                    ),
-                ));
-            }
-            let scheduler = SchedulerConfig {
-                max_num_seqs: pool.scheduler.max_num_seqs.get(),
-                max_num_batched_tokens: pool.scheduler.max_num_batched_tokens.get(),
-                chunked_prefill: pool.scheduler.chunked_prefill,
-                max_model_len,
-                policy: pool.scheduler.policy,
-            };
-            let memory = MemoryPlan::new(&MemoryRequest {
-                model: &model,
-                device: &device,
-                weight_dtype,
-                kv_dtype,
-                parallelism,
-                memory_utilization: pool.memory_utilization.get(),
-                runtime_reserve_gib: pool.runtime_reserve_gib.get(),
-                scheduler: &scheduler,
-                block_size_tokens: pool.scheduler.block_size.get(),
-            })
-            .map_err(|e| source.error(&format!("{field}.{}", e.field), e.message))?;
-            pools.push(PoolPlan {
-                name: pool.name.clone().unwrap_or_else(|| format!("pool{index}")),
-                device,
-                replicas: pool.replicas.get(),
-                parallelism,
-                interconnect,
-                scheduler,
-                memory,
-                calibration,
-                host_launch_s: pool.host_launch_us.map_or(0.0, |v| v.get() * 1e-6),
-                placements: Vec::new(),
-            });
+            pools.push(pools::resolve_pool(index, pool, &file, source, catalog, &defaults)?);
         }
+        pools::check_deployment(&pools, source)?;
         let demands: Vec<placement::PoolDemand> = pools
             .iter()
             .map(|p| placement::PoolDemand {
@@ -255,6 +161,16 @@ impl Scenario {
         for (pool, placements) in pools.iter_mut().zip(placements) {
             pool.placements = placements;
         }
+        pools::check_routes(&pools, &fabric, source)?;
+        let switching = pools.iter().any(|p| p.role == PoolRole::Switching).then(|| {
+            let section = file.deployment.role_switching.clone().unwrap_or_default();
+            SwitchingPlan {
+                interval_s: section.interval_s.get(),
+                prefill_queue_tokens: section.prefill_queue_tokens.get(),
+                decode_kv_occupancy: section.decode_kv_occupancy.get(),
+                min_per_role: section.min_per_role.get() as usize,
+            }
+        });
         let seed = overrides.seed.unwrap_or(file.seed);
         let (requests, warnings) = match requests {
             Some(requests) => (requests, Vec::new()),
@@ -273,10 +189,13 @@ impl Scenario {
             name,
             origin: source.name.clone(),
             seed,
-            model,
+            model: (*model).clone(),
             weight_dtype,
             kv_dtype,
             router: file.deployment.router,
+            decode_router: file.deployment.decode_router.unwrap_or(RouterKind::LeastKvLoad),
+            kv_streaming: file.deployment.kv_transfer.layerwise,
+            switching,
             fabric,
             pools,
             requests,

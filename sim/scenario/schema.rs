@@ -47,15 +47,135 @@ pub struct ScenarioFile {
     pub max_time_s: Option<Positive>,
 }
 
-/// Replica pools and the router in front of them.
+/// Replica pools and the routers in front of them.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSection {
-    /// How requests are spread over replicas.
+    /// How new requests are spread over replicas (prefill replicas when disaggregated).
     #[serde(default)]
     pub router: RouterKind,
+    /// How finished prompts are spread over decode replicas (default: least_kv_load).
+    #[serde(default)]
+    pub decode_router: Option<RouterKind>,
+    /// How KV moves from prefill to decode replicas.
+    #[serde(default)]
+    pub kv_transfer: KvTransferSection,
+    /// When replicas of a `switching` pool change role.
+    #[serde(default)]
+    pub role_switching: Option<RoleSwitchingSection>,
     /// Groups of identical replicas.
     pub pools: Vec<PoolSection>,
+}
+
+/// KV transfer between prefill and decode replicas.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvTransferSection {
+    /// Stream each layer's KV while the prompt's last chunk computes (Splitwise), instead of
+    /// sending it all once the prompt is done.
+    #[serde(default)]
+    pub layerwise: bool,
+}
+
+/// Thresholds of role switching (Splitwise's mixed pool).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSwitchingSection {
+    /// Seconds between checks.
+    #[serde(default = "default_switch_interval")]
+    pub interval_s: Positive,
+    /// Prompt tokens waiting per prefill replica above which a decode replica becomes a
+    /// prefill replica.
+    #[serde(default = "default_prefill_queue_tokens")]
+    pub prefill_queue_tokens: Count,
+    /// KV occupancy of the decode replicas above which a prefill replica becomes a decode
+    /// replica (a reservation waiting for room also triggers it).
+    #[serde(default = "default_decode_occupancy")]
+    pub decode_kv_occupancy: Fraction,
+    /// Fewest replicas each role keeps.
+    #[serde(default = "one")]
+    pub min_per_role: Count,
+}
+
+impl Default for RoleSwitchingSection {
+    fn default() -> Self {
+        RoleSwitchingSection {
+            interval_s: default_switch_interval(),
+            prefill_queue_tokens: default_prefill_queue_tokens(),
+            decode_kv_occupancy: default_decode_occupancy(),
+            min_per_role: one(),
+        }
+    }
+}
+
+fn default_switch_interval() -> Positive {
+    Positive::new(0.5).expect("positive")
+}
+fn default_prefill_queue_tokens() -> Count {
+    Count::new(16_384).expect("count")
+}
+fn default_decode_occupancy() -> Fraction {
+    Fraction::new(0.85).expect("fraction")
+}
+
+/// What a pool's replicas do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolRoleName {
+    /// Prefill and decode on the same devices (vLLM's default).
+    #[default]
+    Colocated,
+    /// Prompts only; KV moves to a decode pool.
+    Prefill,
+    /// Decoding of prompts computed by a prefill pool.
+    Decode,
+    /// Each replica's devices split between a prefill and a decode worker (semi-PD).
+    SemiPd,
+    /// Replicas that serve as prefill or decode machines and switch (Splitwise's mixed
+    /// pool).
+    Switching,
+}
+
+/// A semi-PD split of each replica's compute.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SemiPdSection {
+    /// Share of the compute (SMs) the prefill worker owns; the decode worker owns the rest.
+    pub prefill_compute_share: Fraction,
+    /// Move the share toward the SLO's TTFT and TPOT targets at run time.
+    #[serde(default)]
+    pub adapt: Option<ShareAdaptSection>,
+}
+
+/// Run-time adjustment of a semi-PD split.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareAdaptSection {
+    /// Seconds between adjustments.
+    #[serde(default = "default_adapt_interval")]
+    pub interval_s: Positive,
+    /// Change of the prefill share per adjustment.
+    #[serde(default = "default_adapt_step")]
+    pub step: Fraction,
+    /// Lowest prefill share.
+    #[serde(default = "default_min_share")]
+    pub min_share: Fraction,
+    /// Highest prefill share.
+    #[serde(default = "default_max_share")]
+    pub max_share: Fraction,
+}
+
+fn default_adapt_interval() -> Positive {
+    Positive::new(2.0).expect("positive")
+}
+fn default_adapt_step() -> Fraction {
+    Fraction::new(0.05).expect("fraction")
+}
+fn default_min_share() -> Fraction {
+    Fraction::new(0.1).expect("fraction")
+}
+fn default_max_share() -> Fraction {
+    Fraction::new(0.9).expect("fraction")
 }
 
 /// The machines of a cluster.
@@ -89,6 +209,8 @@ pub enum RouterKind {
     LeastOutstandingTokens,
     /// The less loaded of two replicas drawn at random.
     PowerOfTwo,
+    /// The replica whose KV cache is least full (the default for decode replicas).
+    LeastKvLoad,
 }
 
 /// A group of identical replicas.
@@ -98,6 +220,25 @@ pub struct PoolSection {
     /// Name in reports (default: `pool<i>`).
     #[serde(default)]
     pub name: Option<String>,
+    /// What the replicas do.
+    #[serde(default)]
+    pub role: PoolRoleName,
+    /// The model this pool serves (default: the scenario's `model`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Weight dtype of this pool (default: the scenario's `dtype`).
+    #[serde(default)]
+    pub dtype: Option<Dtype>,
+    /// KV-cache dtype of this pool (default: the scenario's `kv_cache_dtype`).
+    #[serde(default)]
+    pub kv_cache_dtype: Option<Dtype>,
+    /// The prefill/decode split of each replica (role `semi_pd`).
+    #[serde(default)]
+    pub semi_pd: Option<SemiPdSection>,
+    /// Replicas of a `switching` pool that start as prefill replicas (the rest start as
+    /// decode replicas; default: half, rounded up).
+    #[serde(default)]
+    pub initial_prefill_replicas: Option<Count>,
     /// Bundled device name or path to a device profile.
     pub device: String,
     /// Replicas in the pool.

@@ -1,18 +1,41 @@
-//! One serving replica: iteration-level continuous batching with chunked prefill, a paged KV
-//! cache, admission control and preemption by recompute, under a pluggable queue policy.
+//! Serving components: replicas, routers, the KV-transfer network and the role controller,
+//! which talk through the engine's messages and share a [`ServingState`].
 //!
-//! A replica owns its queues, its KV pool and its cost model, and reacts to two things: a
-//! request arriving and its current iteration finishing. It does not route requests (that is
-//! `cluster`) nor aggregate metrics (that is `metrics`); it reports per-request milestones to a
-//! [`crate::metrics::Recorder`].
+//! A replica is split into its parts: the public [`Sequence`] with its lifecycle, the
+//! [`KvManager`] over a [`BlockPool`], a [`BatchPolicy`] ([`VllmV1`] first) that picks each
+//! iteration's work, and [`Executor`]s that price batches with a cost model and pass them
+//! through the pipeline stages. A step reports how many tokens each sequence emitted. This
+//! module does not wire components together (that is `cluster`) nor aggregate metrics (that
+//! is `metrics`); it reports per-request milestones to a [`crate::metrics::Recorder`].
 
+mod batch;
+mod controller;
+mod executor;
 mod kv_cache;
+mod messages;
+mod network;
 mod policy;
 mod replica;
+mod router;
+mod sequence;
 
-pub use kv_cache::BlockPool;
+pub use batch::{BatchPolicy, SchedulerConfig, SchedulerState, Scope, VllmV1, Waiting};
+pub use controller::{RoleController, SwitchPolicy};
+pub use executor::{
+    account, Batch, Executor, IterationRecord, ReplicaHardware, ReplicaStats, Role, RoleStats, Started,
+};
+pub use kv_cache::{BlockPool, KvManager};
+pub use messages::{
+    Msg, ReplicaGauge, RequestIndex, RoleSwitch, ServingContext, ServingState, Streaming, TransferLog, TransferOrder,
+    TransferRecord,
+};
+pub use network::{kv_flows, KvLayout, Network};
 pub use policy::Policy;
-pub use replica::{IterationRecord, Replica, ReplicaHardware, ReplicaStats, SchedulerConfig, Started};
+pub use replica::{Handoff, Replica, ReplicaSetup, ShareControl, Worker};
+pub use router::{
+    LeastKvLoad, LeastOutstandingTokens, PowerOfTwo, RequestSource, RoundRobin, RoutePolicy, RouteTarget, Router, Stage,
+};
+pub use sequence::{Lifecycle, Sequence, StepKind};
 
 use crate::engine::SimTime;
 

@@ -1,233 +1,183 @@
-//! The replica state machine: admission, batch formation with a token budget, KV allocation
-//! with preemption, pipelining over stages, and the bookkeeping when a batch completes.
+//! A serving replica as a component: it owns its sequences, KV cache, batch policy and
+//! workers, and reacts to the messages routers, the network and its own timers send.
 //!
-//! Batch formation follows vLLM's V1 scheduler: every sequence needs `context − computed`
-//! tokens (one for a decoding sequence, the rest of its prompt for a prefilling one), running
-//! sequences are served first in admission order, chunks are cut to the remaining token
-//! budget, and waiting requests are admitted only while KV blocks, budget and `max_num_seqs`
-//! allow (and not at all in an iteration that had to preempt).
+//! A replica has a role. **Colocated**: a request's prompt and decode run here. **Prefill**:
+//! the prompt runs here and its first token is sampled here (TTFT ends on the prefill
+//! replica, as in Splitwise and DistServe); the KV then stays held until the decode replica
+//! has it. **Decode**: it reserves room for a finished prompt's KV (a request waits on the
+//! prefill side, holding its KV, while no decode replica has room: backpressure), takes the
+//! sequence when the KV arrives and decodes it; a sequence preempted here is recomputed here,
+//! as vLLM does. A replica may switch roles: it stops taking new work, drains, then switches.
 //!
-//! With `stages` pipeline stages up to `stages` batches are in flight (vLLM's virtual
-//! engines); a sequence is in at most one of them, and a batch enters a stage when both it has
-//! left the previous stage (plus the activation transfer) and the stage is free.
+//! A replica has one worker (one batch loop over all its devices) or, with semi-PD, two
+//! sharing its weights, KV cache and sequences: a prefill worker owning a share of the
+//! compute and a decode worker owning the rest. Batch formation is deferred to the end of an
+//! instant when more messages are due at it, so that requests arriving together are batched
+//! together.
 
-use super::{BlockPool, Policy, RequestSpec};
-use crate::cost::{CostModel, IterationCost};
-use crate::engine::SimTime;
-use crate::metrics::{Recorder, RejectReason};
-use crate::model::BatchShape;
-use std::collections::{BinaryHeap, VecDeque};
+use super::batch::{BatchPolicy, SchedulerState, Scope, Waiting};
+use super::executor::{account, Executor, IterationRecord, ReplicaHardware, ReplicaStats, Role};
+use super::messages::{
+    Msg, ReplicaGauge, RequestIndex, RoleSwitch, ServingContext, ServingState, Streaming, TransferOrder,
+};
+use super::{Lifecycle, Sequence};
+use crate::engine::{Component, ComponentId, SimTime};
+use crate::metrics::RejectReason;
+use std::collections::{BTreeMap, VecDeque};
 
-/// Batch and queue limits of a replica.
+/// Share of a decode replica's KV blocks kept free when granting reservations (vLLM's
+/// watermark), so that running sequences can grow without being preempted at once.
+const RESERVATION_WATERMARK: f64 = 0.01;
+
+/// One batch loop of a replica.
+pub struct Worker {
+    /// The work it takes.
+    pub scope: Scope,
+    /// Its pipeline and cost model.
+    pub executor: Executor,
+    /// Whether a completed batch asked for a first-stage wake-up check.
+    check_stage_free: bool,
+}
+
+impl Worker {
+    /// A worker of `scope` running `executor`.
+    pub fn new(scope: Scope, executor: Executor) -> Self {
+        Worker { scope, executor, check_stage_free: false }
+    }
+}
+
+/// How the prefill/decode split of a semi-PD replica adapts to its targets.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SchedulerConfig {
-    /// Most sequences in one batch.
-    pub max_num_seqs: u64,
-    /// Token budget of one iteration.
-    pub max_num_batched_tokens: u64,
-    /// Whether long prompts are split across iterations.
-    pub chunked_prefill: bool,
-    /// Longest sequence (prompt + output) accepted.
-    pub max_model_len: u64,
-    /// Waiting-queue order.
-    pub policy: Policy,
+pub struct ShareControl {
+    /// Seconds between adjustments.
+    pub interval_ns: u64,
+    /// Change of the prefill share per adjustment.
+    pub step: f64,
+    /// Lowest prefill share.
+    pub min: f64,
+    /// Highest prefill share.
+    pub max: f64,
+    /// TTFT target, s.
+    pub ttft_s: f64,
+    /// Time-per-token target, s.
+    pub tpot_s: f64,
 }
 
-/// Counters a replica keeps about itself. Device-weighted figures are summed over the
-/// replica's devices (a stage of a TP-4 replica busy for 1 s adds 4 device-seconds).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ReplicaStats {
-    /// Batches run.
-    pub iterations: u64,
-    /// Device-time spent computing, ns.
-    pub busy_device_ns: u64,
-    /// Energy of all devices while computing, J.
-    pub busy_energy_j: f64,
-    /// ∫ compute utilisation over device-time, s.
-    pub compute_utilization_s: f64,
-    /// ∫ memory utilisation over device-time, s.
-    pub memory_utilization_s: f64,
-    /// ∫ waiting requests dt, request·s.
-    pub waiting_area: f64,
-    /// ∫ KV blocks used dt, block·s.
-    pub kv_block_area: f64,
-    /// Preemptions.
-    pub preemptions: u64,
-    /// Prompt tokens computed (including recomputation).
-    pub prefill_tokens: u64,
-    /// Decode tokens computed.
-    pub decode_tokens: u64,
-}
-
-/// One batch as it ran, for timelines and plots.
+/// Where a disaggregated replica sends its finished prompts.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct IterationRecord {
-    /// Replica index (set by the cluster).
-    pub replica: u32,
-    /// When the batch entered the first stage.
-    pub start: SimTime,
-    /// Time in each stage, ns.
-    pub stage_ns: u64,
-    /// When it left the last stage.
-    pub done: SimTime,
-    /// Sequences in the batch.
-    pub sequences: u32,
-    /// Prompt tokens computed.
-    pub prefill_tokens: u32,
-    /// Decode tokens computed.
-    pub decode_tokens: u32,
-    /// KV blocks in use once the batch's blocks were reserved.
-    pub kv_used_blocks: u64,
-    /// Requests waiting when it started.
-    pub waiting: u32,
-    /// Power of each device during the batch, W.
-    pub power_w: f64,
+pub struct Handoff {
+    /// The decode router.
+    pub decode_router: ComponentId,
+    /// The KV-transfer network.
+    pub network: ComponentId,
+    /// Whether KV streams layer by layer during the last prompt chunk.
+    pub streaming: bool,
+    /// Layers per pipeline stage (the streaming granularity).
+    pub layers_per_stage: u64,
 }
 
-/// Times at which a started batch frees the first stage and completes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Started {
-    /// When the first stage can take another batch.
-    pub first_stage_free: SimTime,
-    /// When the batch leaves the last stage.
-    pub done: SimTime,
-    /// Whether the pipeline can take another batch before this one completes.
-    pub pipeline_has_room: bool,
-}
-
-#[derive(Debug, Clone)]
-struct Sequence {
-    request: usize,
-    key: (i64, u64),
-    /// Prompt plus tokens generated so far.
-    context_tokens: u64,
-    /// Tokens whose KV is in the cache.
-    computed_tokens: u64,
-    /// Prompt tokens never computed yet (recomputation does not count).
-    fresh_prompt_tokens: u64,
-    remaining_output: u64,
-    blocks: u64,
+/// A sequence on a prefill replica between its last prompt chunk and the end of its transfer.
+#[derive(Debug, Clone, Copy)]
+struct Outgoing {
+    slot: usize,
+    /// The last chunk's iteration is still running (streaming asks for a decode replica then).
     in_flight: bool,
+    /// For streaming: share of the KV already computed, and when the rest is.
+    streaming: Option<(f64, SimTime)>,
+    transfer_sent: bool,
 }
 
-#[derive(Debug)]
-struct Waiting(Sequence);
-
-impl PartialEq for Waiting {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.key == other.0.key
-    }
-}
-impl Eq for Waiting {}
-impl PartialOrd for Waiting {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Waiting {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.0.key.cmp(&self.0.key) // smallest key on top of the max-heap
-    }
+#[derive(Debug, Clone, Copy)]
+struct PendingReservation {
+    request: RequestIndex,
+    from: ComponentId,
+    since: SimTime,
 }
 
-#[derive(Debug)]
-struct Batch {
-    /// (slot, tokens computed).
-    members: Vec<(usize, u64)>,
-    done: SimTime,
+/// Everything a replica is built from.
+pub struct ReplicaSetup {
+    /// Index among all replicas (the router board's index).
+    pub index: u32,
+    /// Role at the start.
+    pub role: Role,
+    /// Sequences and KV cache.
+    pub state: SchedulerState,
+    /// Batch formation.
+    pub policy: Box<dyn BatchPolicy>,
+    /// One worker, or a prefill and a decode worker (semi-PD).
+    pub workers: Vec<Worker>,
+    /// Devices and power.
+    pub hardware: ReplicaHardware,
+    /// Where finished prompts go (prefill and switching replicas).
+    pub handoff: Option<Handoff>,
+    /// Semi-PD share adaptation.
+    pub share_control: Option<ShareControl>,
 }
 
-/// Power and device count of a replica.
-#[derive(Debug, Clone)]
-pub struct ReplicaHardware {
-    /// Devices per pipeline stage (the tensor-parallel degree).
-    pub devices_per_stage: u32,
-    /// Pipeline stages.
-    pub stages: u32,
-    /// Power of one device.
-    pub power: crate::hardware::PowerSpec,
-}
-
-/// One serving replica.
+/// A serving replica.
 pub struct Replica {
-    config: SchedulerConfig,
-    cost_model: Box<dyn CostModel>,
-    kv: BlockPool,
+    index: u32,
+    role: Role,
+    switch_to: Option<(Role, SimTime)>,
+    role_since: SimTime,
+    state: SchedulerState,
+    policy: Box<dyn BatchPolicy>,
+    workers: Vec<Worker>,
     hardware: ReplicaHardware,
-    waiting: BinaryHeap<Waiting>,
-    /// Running sequences by slot; `running` lists occupied slots in admission order.
-    slots: Vec<Option<Sequence>>,
-    free_slots: Vec<usize>,
-    running: Vec<usize>,
-    batches: VecDeque<Batch>,
-    /// Member lists of completed batches, reused to avoid an allocation per iteration.
-    spare_members: Vec<Vec<(usize, u64)>>,
-    stage_free_at: Vec<SimTime>,
-    preempted_this_iteration: bool,
-    timeline: Option<Vec<IterationRecord>>,
-    outstanding_tokens: u64,
-    last_change: SimTime,
     stats: ReplicaStats,
+    outstanding_tokens: u64,
+    outstanding_prompt_tokens: u64,
+    last_change: SimTime,
+    wake_pending: bool,
+    handoff: Option<Handoff>,
+    outgoing: BTreeMap<RequestIndex, Outgoing>,
+    reservations: VecDeque<PendingReservation>,
+    incoming: BTreeMap<RequestIndex, Sequence>,
+    share_control: Option<ShareControl>,
+    window_ttft: (f64, u64),
+    window_decode: (f64, u64),
 }
 
 impl Replica {
-    /// A replica whose iterations are priced by `cost_model`, with a KV pool of `kv`.
-    pub fn new(
-        config: SchedulerConfig,
-        cost_model: Box<dyn CostModel>,
-        kv: BlockPool,
-        hardware: ReplicaHardware,
-    ) -> Self {
-        let stages = hardware.stages.max(1) as usize;
+    /// A replica from its parts.
+    pub fn new(setup: ReplicaSetup) -> Self {
         Replica {
-            config,
-            cost_model,
-            kv,
-            hardware,
-            waiting: BinaryHeap::new(),
-            slots: Vec::new(),
-            free_slots: Vec::new(),
-            running: Vec::new(),
-            batches: VecDeque::new(),
-            spare_members: Vec::new(),
-            stage_free_at: vec![SimTime::ZERO; stages],
-            preempted_this_iteration: false,
-            timeline: None,
-            outstanding_tokens: 0,
-            last_change: SimTime::ZERO,
+            index: setup.index,
+            role: setup.role,
+            switch_to: None,
+            role_since: SimTime::ZERO,
+            state: setup.state,
+            policy: setup.policy,
+            workers: setup.workers,
+            hardware: setup.hardware,
             stats: ReplicaStats::default(),
+            outstanding_tokens: 0,
+            outstanding_prompt_tokens: 0,
+            last_change: SimTime::ZERO,
+            wake_pending: false,
+            handoff: setup.handoff,
+            outgoing: BTreeMap::new(),
+            reservations: VecDeque::new(),
+            incoming: BTreeMap::new(),
+            share_control: setup.share_control,
+            window_ttft: (0.0, 0),
+            window_decode: (0.0, 0),
         }
     }
 
-    /// Keeps a record of every batch (for plots and traces; off by default to save memory).
-    pub fn record_timeline(&mut self) {
-        self.timeline.get_or_insert_with(Vec::new);
+    /// Index among all replicas.
+    pub fn index(&self) -> u32 {
+        self.index
     }
 
-    /// The batches recorded so far.
-    pub fn take_timeline(&mut self) -> Vec<IterationRecord> {
-        self.timeline.take().unwrap_or_default()
+    /// Its role now.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
-    /// Prompt and output tokens not yet produced by requests routed here (the
-    /// least-outstanding-tokens router's measure of load).
-    pub fn outstanding_tokens(&self) -> u64 {
-        self.outstanding_tokens
-    }
-
-    /// Requests waiting or running.
-    pub fn active_requests(&self) -> usize {
-        self.waiting.len() + self.running.len()
-    }
-
-    /// Requests waiting.
-    pub fn waiting_len(&self) -> usize {
-        self.waiting.len()
-    }
-
-    /// The KV pool.
-    pub fn kv(&self) -> &BlockPool {
-        &self.kv
+    /// The KV cache.
+    pub fn kv(&self) -> &super::BlockPool {
+        self.state.kv.pool()
     }
 
     /// Devices and power.
@@ -237,288 +187,429 @@ impl Replica {
 
     /// Counters so far.
     pub fn stats(&self) -> ReplicaStats {
-        self.stats
+        let mut stats = self.stats;
+        stats.preemptions = self.state.preemptions;
+        stats
+    }
+
+    /// Requests waiting or running, held for transfer or awaiting KV.
+    pub fn active_requests(&self) -> usize {
+        self.state.waiting.len() + self.state.running.len() + self.outgoing.len() + self.incoming.len()
     }
 
     /// Brings the time integrals up to `now`.
     pub fn advance_to(&mut self, now: SimTime) {
         let dt = (now - self.last_change) as f64 * 1e-9;
         if dt > 0.0 {
-            self.stats.waiting_area += self.waiting.len() as f64 * dt;
-            self.stats.kv_block_area += self.kv.used_blocks() as f64 * dt;
+            self.stats.waiting_area += self.state.waiting.len() as f64 * dt;
+            self.stats.kv_block_area += self.state.kv.pool().used_blocks() as f64 * dt;
             self.last_change = now;
         }
     }
 
-    /// A request arrives; returns the batch it started, if any.
-    pub fn on_arrival(
-        &mut self,
-        now: SimTime,
-        request: usize,
-        spec: &RequestSpec,
-        recorder: &mut Recorder,
-    ) -> Option<Started> {
-        self.advance_to(now);
-        let total = u64::from(spec.input_tokens) + u64::from(spec.output_tokens);
-        let blocks_needed = self.kv.blocks_for(total);
-        let rejection = if total > self.config.max_model_len {
-            Some(RejectReason::ExceedsContextWindow { tokens: total, limit: self.config.max_model_len })
-        } else if blocks_needed > self.kv.capacity_blocks() {
-            Some(RejectReason::ExceedsKvCapacity { blocks_needed, capacity_blocks: self.kv.capacity_blocks() })
+    /// Closes the integrals and the current role's time at `end`.
+    pub fn finish(&mut self, end: SimTime) {
+        self.advance_to(end);
+        self.stats.roles[self.role.index()].role_ns += end - self.role_since;
+        self.role_since = end;
+    }
+
+    /// The compute share of each worker (1 for a single worker).
+    pub fn compute_shares(&self) -> Vec<f64> {
+        self.workers.iter().map(|w| w.executor.compute_share()).collect()
+    }
+
+    fn gauge(&self) -> ReplicaGauge {
+        let pool = self.state.kv.pool();
+        ReplicaGauge {
+            outstanding_tokens: self.outstanding_tokens,
+            kv_used_blocks: pool.used_blocks(),
+            kv_capacity_blocks: pool.capacity_blocks(),
+            waiting: self.state.waiting.len() as u32,
+            pending_prefill_tokens: self.outstanding_prompt_tokens,
+            pending_reservations: self.reservations.len() as u32,
+            role: self.role,
+            accepting: self.switch_to.is_none(),
+        }
+    }
+
+    /// Asks for a batch at the end of the instant, when a worker could start one.
+    fn request_wake(&mut self, ctx: &mut ServingContext<'_>) {
+        let now = ctx.now();
+        if !self.wake_pending && self.workers.iter().any(|w| w.executor.can_start(now)) {
+            self.wake_pending = true;
+            ctx.schedule_late(Msg::Wake);
+        }
+    }
+
+    /// Forms batches now, or at the end of the instant when more messages are still due.
+    fn start_soon(&mut self, ctx: &mut ServingContext<'_>) {
+        if ctx.more_due_now() {
+            if !self.wake_pending {
+                self.wake_pending = true;
+                ctx.schedule_late(Msg::Wake);
+            }
+        } else {
+            self.try_start_all(ctx);
+        }
+    }
+
+    fn try_start_all(&mut self, ctx: &mut ServingContext<'_>) {
+        let now = ctx.now();
+        for w in 0..self.workers.len() {
+            let started = self.try_start(w, ctx);
+            let worker = &mut self.workers[w];
+            if std::mem::take(&mut worker.check_stage_free) && !started {
+                // A pipeline slot opened while the first stage is still busy.
+                if let Some(at) = worker.executor.stage_free_wakeup(now) {
+                    ctx.schedule_at(at, Msg::StageFree(w as u8));
+                }
+            }
+        }
+    }
+
+    /// Starts a batch on worker `w` if its first stage is free and there is work.
+    fn try_start(&mut self, w: usize, ctx: &mut ServingContext<'_>) -> bool {
+        let now = ctx.now();
+        if !self.workers[w].executor.can_start(now) {
+            return false;
+        }
+        let scope = self.workers[w].scope;
+        let mut members = self.workers[w].executor.take_members();
+        let state: &mut ServingState = ctx.shared;
+        let shape = self.policy.form_batch(&mut self.state, scope, now, &mut state.recorder, &mut members);
+        if shape.is_empty() {
+            self.workers[w].executor.return_members(members);
+            return false;
+        }
+        if self.role == Role::Decode {
+            for &(slot, _) in &members {
+                state.recorder.decode_step(self.state.sequence(slot).request, now);
+            }
+        }
+        let early_handoffs: Vec<(RequestIndex, usize, f64)> = match self.handoff {
+            Some(handoff) if handoff.streaming && self.role == Role::Prefill => members
+                .iter()
+                .filter_map(|&(slot, tokens)| {
+                    let sequence = self.state.sequence(slot);
+                    let completes = sequence.computed_tokens + tokens == sequence.context_tokens;
+                    (completes && sequence.remaining_output > 1).then(|| {
+                        let ready = sequence.computed_tokens as f64 / sequence.context_tokens as f64;
+                        (sequence.request as RequestIndex, slot, ready)
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let other_busy = self.workers.iter().enumerate().any(|(i, worker)| i != w && worker.executor.busy());
+        let sequences = members.len() as u32;
+        let worker = &mut self.workers[w];
+        let share = worker.executor.compute_share();
+        let (cost, started) = worker.executor.start(now, &shape, members, other_busy);
+        let power = account(&mut self.stats, self.role, &self.hardware, share, &shape, &cost);
+        if w == 1 {
+            self.window_decode.0 += cost.duration_ns as f64 * 1e-9;
+            self.window_decode.1 += 1;
+        }
+        if let Some(timeline) = &mut state.timeline {
+            timeline.push(IterationRecord {
+                replica: self.index,
+                worker: w as u8,
+                role: self.role,
+                start: now,
+                stage_ns: cost.duration_ns,
+                done: started.done,
+                sequences,
+                prefill_tokens: shape.prefill_tokens as u32,
+                decode_tokens: shape.decode_tokens as u32,
+                kv_used_blocks: self.state.kv.pool().used_blocks(),
+                waiting: self.state.waiting.len() as u32,
+                power_w: power,
+            });
+        }
+        ctx.schedule_at(started.done, Msg::BatchDone(w as u8));
+        if started.pipeline_has_room && started.first_stage_free < started.done {
+            ctx.schedule_at(started.first_stage_free, Msg::StageFree(w as u8));
+        }
+        if let Some(handoff) = self.handoff {
+            for (request, slot, ready) in early_handoffs {
+                self.outgoing.insert(
+                    request,
+                    Outgoing { slot, in_flight: true, streaming: Some((ready, started.done)), transfer_sent: false },
+                );
+                ctx.send(handoff.decode_router, Msg::RouteDecode { request, from: ctx.me() });
+            }
+        }
+        true
+    }
+
+    fn on_admit(&mut self, request: RequestIndex, ctx: &mut ServingContext<'_>) {
+        let spec = ctx.shared.requests[request as usize];
+        let (input, output) = (u64::from(spec.input_tokens), u64::from(spec.output_tokens));
+        let total = input + output;
+        // A prefill replica holds the prompt's KV only.
+        let held = if self.role == Role::Prefill { input } else { total };
+        let blocks_needed = self.state.kv.blocks_for(held);
+        let capacity_blocks = self.state.kv.pool().capacity_blocks();
+        let rejection = if total > self.state.config.max_model_len {
+            Some(RejectReason::ExceedsContextWindow { tokens: total, limit: self.state.config.max_model_len })
+        } else if blocks_needed > capacity_blocks {
+            Some(RejectReason::ExceedsKvCapacity { blocks_needed, capacity_blocks })
         } else {
             None
         };
         if let Some(reason) = rejection {
-            recorder.reject(request, reason);
-            return None;
+            ctx.shared.recorder.reject(request as usize, reason);
+            return;
         }
-        self.outstanding_tokens += total;
-        self.waiting.push(Waiting(Sequence {
-            request,
-            key: self.config.policy.key(spec.input_tokens, spec.priority, request as u64),
-            context_tokens: spec.input_tokens.into(),
-            computed_tokens: 0,
-            fresh_prompt_tokens: spec.input_tokens.into(),
-            remaining_output: spec.output_tokens.into(),
-            blocks: 0,
-            in_flight: false,
-        }));
-        self.try_start(now, recorder)
+        self.outstanding_tokens += if self.role == Role::Prefill { input + 1 } else { total };
+        self.outstanding_prompt_tokens += input;
+        let key = self.state.config.policy.key(spec.input_tokens, spec.priority, u64::from(request));
+        self.state.waiting.push(Waiting(Sequence::new(request as usize, key, input, output)));
+        self.request_wake(ctx);
     }
 
-    /// The first pipeline stage became free; returns the batch started, if any.
-    pub fn on_stage_free(&mut self, now: SimTime, recorder: &mut Recorder) -> Option<Started> {
-        self.advance_to(now);
-        self.try_start(now, recorder)
-    }
-
-    /// The oldest batch in flight completed at `now`; returns the batch started next, if any.
-    pub fn on_batch_done(&mut self, now: SimTime, recorder: &mut Recorder) -> Option<Started> {
-        self.advance_to(now);
-        let batch = self.batches.pop_front().expect("a batch was in flight");
-        debug_assert_eq!(batch.done, now, "batches complete in order");
+    fn on_batch_done(&mut self, w: usize, ctx: &mut ServingContext<'_>) {
+        let now = ctx.now();
+        let batch = self.workers[w].executor.complete(now);
         let mut finished_any = false;
         let mut members = batch.members;
+        let state: &mut ServingState = ctx.shared;
+        let mut handoffs = Vec::new();
         for &(slot, tokens) in &members {
-            let sequence = self.slots[slot].as_mut().expect("in-flight sequences stay in their slot");
-            sequence.in_flight = false;
-            sequence.computed_tokens += tokens;
+            let sequence = self.state.slots[slot].as_mut().expect("in-flight sequences stay in their slot");
             let fresh = tokens.min(sequence.fresh_prompt_tokens);
-            sequence.fresh_prompt_tokens -= fresh;
             self.outstanding_tokens -= fresh;
-            if sequence.computed_tokens == sequence.context_tokens {
-                // The last position's logits give the next token.
-                sequence.context_tokens += 1;
-                sequence.remaining_output -= 1;
+            self.outstanding_prompt_tokens -= fresh;
+            let emitted = sequence.advance(tokens);
+            for _ in 0..emitted {
                 self.outstanding_tokens -= 1;
-                recorder.token(sequence.request, now);
-                if sequence.remaining_output == 0 {
-                    self.kv.release(sequence.blocks);
-                    self.slots[slot] = None;
-                    self.free_slots.push(slot);
-                    finished_any = true;
+                if state.recorder.token(sequence.request, now) {
+                    let ttft = (now - state.requests[sequence.request].arrival) as f64 * 1e-9;
+                    self.window_ttft.0 += ttft;
+                    self.window_ttft.1 += 1;
                 }
             }
+            if sequence.remaining_output == 0 {
+                self.state.kv.free(sequence);
+                sequence.lifecycle = Lifecycle::Done;
+                finished_any = true;
+            } else if emitted > 0 && self.role == Role::Prefill && self.handoff.is_some() {
+                sequence.lifecycle = Lifecycle::Transferring;
+                self.outstanding_tokens -= sequence.remaining_output;
+                handoffs.push((sequence.request as RequestIndex, slot));
+                finished_any = true;
+            }
         }
-        members.clear();
-        self.spare_members.push(members);
+        self.workers[w].executor.return_members(std::mem::take(&mut members));
         if finished_any {
-            let slots = &self.slots;
-            self.running.retain(|&slot| slots[slot].is_some());
-        }
-        self.try_start(now, recorder)
-    }
-
-    /// When the pipeline has room but its first stage is still busy: the time to try again.
-    pub fn stage_free_wakeup(&self, now: SimTime) -> Option<SimTime> {
-        (self.batches.len() < self.stage_free_at.len() && self.stage_free_at[0] > now).then_some(self.stage_free_at[0])
-    }
-
-    /// Starts a batch if the first stage is free, the pipeline has room and there is work.
-    fn try_start(&mut self, now: SimTime, recorder: &mut Recorder) -> Option<Started> {
-        let stages = self.stage_free_at.len();
-        if self.batches.len() >= stages || self.stage_free_at[0] > now {
-            return None;
-        }
-        let mut members = self.spare_members.pop().unwrap_or_default();
-        let mut batch = self.form_batch(now, recorder, &mut members);
-        // vLLM re-runs its scheduler every step; an event-driven replica must not go idle on
-        // an empty batch whose only outcome was a preemption: the blocks it freed let the
-        // next attempt make progress.
-        while batch.is_empty() && self.preempted_this_iteration {
-            batch = self.form_batch(now, recorder, &mut members);
-        }
-        if batch.is_empty() {
-            self.spare_members.push(members);
-            return None;
-        }
-        let cost = self.cost_model.iteration(&batch);
-        self.account(&batch, &cost);
-        let mut ready = now;
-        for stage in 0..stages {
-            let start = ready.max(self.stage_free_at[stage]);
-            let end = start + cost.duration_ns;
-            self.stage_free_at[stage] = end;
-            ready = if stage + 1 < stages { end + cost.transfer_ns } else { end };
-        }
-        if let Some(timeline) = &mut self.timeline {
-            timeline.push(IterationRecord {
-                replica: 0,
-                start: now,
-                stage_ns: cost.duration_ns,
-                done: ready,
-                sequences: members.len() as u32,
-                prefill_tokens: batch.prefill_tokens as u32,
-                decode_tokens: batch.decode_tokens as u32,
-                kv_used_blocks: self.kv.used_blocks(),
-                waiting: self.waiting.len() as u32,
-                power_w: self.hardware.power.power_w(cost.activity()),
+            let slots = &mut self.state.slots;
+            let mut done = Vec::new();
+            self.state.running.retain(|&slot| {
+                let lifecycle = slots[slot].as_ref().expect("running slot").lifecycle;
+                if lifecycle == Lifecycle::Done {
+                    done.push(slot);
+                }
+                lifecycle == Lifecycle::Running
             });
-        }
-        self.batches.push_back(Batch { members, done: ready });
-        Some(Started {
-            first_stage_free: self.stage_free_at[0],
-            done: ready,
-            pipeline_has_room: self.batches.len() < stages,
-        })
-    }
-
-    fn account(&mut self, batch: &BatchShape, cost: &IterationCost) {
-        let devices = f64::from(self.hardware.devices_per_stage * self.hardware.stages.max(1));
-        let device_seconds = cost.duration_ns as f64 * 1e-9 * devices;
-        let power = self.hardware.power.power_w(cost.activity());
-        self.stats.iterations += 1;
-        self.stats.busy_device_ns += (cost.duration_ns as f64 * devices) as u64;
-        self.stats.busy_energy_j += power * device_seconds;
-        self.stats.compute_utilization_s += cost.compute_utilization * device_seconds;
-        self.stats.memory_utilization_s += cost.memory_utilization * device_seconds;
-        self.stats.prefill_tokens += batch.prefill_tokens;
-        self.stats.decode_tokens += batch.decode_tokens;
-    }
-
-    /// Picks this iteration's work: running sequences first, then admissions.
-    fn form_batch(&mut self, now: SimTime, recorder: &mut Recorder, members: &mut Vec<(usize, u64)>) -> BatchShape {
-        let mut batch = BatchShape::default();
-        let mut budget = self.config.max_num_batched_tokens;
-        self.preempted_this_iteration = false;
-        let mut index = 0;
-        let max_seqs = self.config.max_num_seqs as usize;
-        while index < self.running.len() && budget > 0 && members.len() < max_seqs {
-            let slot = self.running[index];
-            let sequence = self.slots[slot].as_ref().expect("running slots are occupied");
-            if sequence.in_flight {
-                index += 1;
-                continue;
-            }
-            let tokens = (sequence.context_tokens - sequence.computed_tokens).min(budget);
-            if !self.reserve_blocks(index, tokens, recorder) {
-                break; // the sequence itself was preempted: nothing later can run either
-            }
-            self.add_to_batch(&mut batch, members, slot, tokens, now, recorder);
-            budget -= tokens;
-            index += 1;
-        }
-        if !self.preempted_this_iteration {
-            self.admit(&mut batch, members, &mut budget, now, recorder);
-        }
-        batch
-    }
-
-    /// Makes room for `tokens` more tokens of `running[index]`, preempting the sequences the
-    /// policy values least among those not yet in any batch. False if `running[index]` itself
-    /// had to go.
-    fn reserve_blocks(&mut self, index: usize, tokens: u64, recorder: &mut Recorder) -> bool {
-        let slot = self.running[index];
-        loop {
-            let sequence = self.slots[slot].as_ref().expect("occupied");
-            let extra = self.kv.blocks_for(sequence.computed_tokens + tokens).saturating_sub(sequence.blocks);
-            if self.kv.try_allocate(extra) {
-                self.slots[slot].as_mut().expect("occupied").blocks += extra;
-                return true;
-            }
-            let victim = (index..self.running.len())
-                .filter(|&i| !self.slots[self.running[i]].as_ref().expect("occupied").in_flight || i == index)
-                .max_by_key(|&i| self.slots[self.running[i]].as_ref().expect("occupied").key)
-                .expect("index is a candidate");
-            self.preempt(victim, recorder);
-            if victim == index {
-                return false;
+            for slot in done {
+                self.state.remove(slot);
             }
         }
-    }
-
-    /// Preemption by recompute: the sequence loses its KV and goes back to the waiting queue
-    /// with its generated tokens appended to the prompt it must recompute.
-    fn preempt(&mut self, index: usize, recorder: &mut Recorder) {
-        let slot = self.running.remove(index);
-        let mut sequence = self.slots[slot].take().expect("occupied");
-        self.free_slots.push(slot);
-        self.kv.release(sequence.blocks);
-        sequence.blocks = 0;
-        sequence.computed_tokens = 0;
-        recorder.preempted(sequence.request);
-        self.stats.preemptions += 1;
-        self.preempted_this_iteration = true;
-        self.waiting.push(Waiting(sequence));
-    }
-
-    fn admit(
-        &mut self,
-        batch: &mut BatchShape,
-        members: &mut Vec<(usize, u64)>,
-        budget: &mut u64,
-        now: SimTime,
-        recorder: &mut Recorder,
-    ) {
-        // As vLLM's virtual engines, each pipeline stage's batch may hold max_num_seqs.
-        let max_running = self.config.max_num_seqs as usize * self.stage_free_at.len();
-        while *budget > 0 && self.running.len() < max_running && members.len() < self.config.max_num_seqs as usize {
-            let Some(Waiting(head)) = self.waiting.peek() else { break };
-            let needed = head.context_tokens - head.computed_tokens;
-            if !self.config.chunked_prefill && needed > *budget {
-                break;
-            }
-            let tokens = needed.min(*budget);
-            let blocks = self.kv.blocks_for(tokens);
-            if !self.kv.try_allocate(blocks) {
-                break; // admission only when blocks are free
-            }
-            let Waiting(mut sequence) = self.waiting.pop().expect("peeked");
-            sequence.blocks = blocks;
-            let slot = match self.free_slots.pop() {
-                Some(slot) => {
-                    self.slots[slot] = Some(sequence);
-                    slot
+        let handoff = self.handoff;
+        for (request, slot) in handoffs {
+            match self.outgoing.get_mut(&request) {
+                Some(outgoing) => {
+                    // Streamed: the decode replica was asked for when the chunk started.
+                    outgoing.in_flight = false;
                 }
                 None => {
-                    self.slots.push(Some(sequence));
-                    self.slots.len() - 1
+                    self.outgoing
+                        .insert(request, Outgoing { slot, in_flight: false, streaming: None, transfer_sent: false });
+                    let router = handoff.expect("handoffs need a decode router").decode_router;
+                    ctx.send(router, Msg::RouteDecode { request, from: ctx.me() });
                 }
-            };
-            self.running.push(slot);
-            self.add_to_batch(batch, members, slot, tokens, now, recorder);
-            *budget -= tokens;
+            }
+        }
+        self.workers[w].check_stage_free = true;
+        self.grant_reservations(ctx);
+        self.maybe_switch(ctx);
+        self.start_soon(ctx);
+    }
+
+    fn on_reserved(
+        &mut self,
+        request: RequestIndex,
+        decode: ComponentId,
+        decode_replica: u32,
+        ctx: &mut ServingContext<'_>,
+    ) {
+        let Some(handoff) = self.handoff else { return };
+        let Some(outgoing) = self.outgoing.get_mut(&request) else { return };
+        let spec = ctx.shared.requests[request as usize];
+        let streaming = match (outgoing.in_flight, outgoing.streaming) {
+            (true, Some((ready_fraction, produced_at))) => {
+                Some(Streaming { ready_fraction, produced_at, layers: handoff.layers_per_stage })
+            }
+            _ => None,
+        };
+        outgoing.transfer_sent = true;
+        let order = TransferOrder {
+            request,
+            from_replica: self.index,
+            from: ctx.me(),
+            to_replica: decode_replica,
+            to: decode,
+            tokens: u64::from(spec.input_tokens),
+            streaming,
+        };
+        ctx.send(handoff.network, Msg::Transfer(Box::new(order)));
+    }
+
+    fn on_kv_sent(&mut self, request: RequestIndex, ctx: &mut ServingContext<'_>) {
+        if let Some(outgoing) = self.outgoing.remove(&request) {
+            let mut sequence = self.state.remove(outgoing.slot);
+            self.state.kv.free(&mut sequence);
+            self.maybe_switch(ctx);
+            self.request_wake(ctx);
         }
     }
 
-    fn add_to_batch(
-        &mut self,
-        batch: &mut BatchShape,
-        members: &mut Vec<(usize, u64)>,
-        slot: usize,
-        tokens: u64,
-        now: SimTime,
-        recorder: &mut Recorder,
-    ) {
-        let sequence = self.slots[slot].as_mut().expect("occupied");
-        let completes = sequence.computed_tokens + tokens == sequence.context_tokens;
-        if tokens == 1 && completes && sequence.computed_tokens > 0 {
-            batch.add_decode(sequence.context_tokens);
-        } else {
-            batch.add_prefill_chunk(sequence.computed_tokens, tokens, completes);
+    fn on_reserve(&mut self, request: RequestIndex, from: ComponentId, ctx: &mut ServingContext<'_>) {
+        self.reservations.push_back(PendingReservation { request, from, since: ctx.now() });
+        self.grant_reservations(ctx);
+    }
+
+    /// Grants waiting reservations in arrival order while blocks (above the watermark) allow.
+    fn grant_reservations(&mut self, ctx: &mut ServingContext<'_>) {
+        let now = ctx.now();
+        while let Some(&pending) = self.reservations.front() {
+            let spec = ctx.shared.requests[pending.request as usize];
+            let (input, output) = (u64::from(spec.input_tokens), u64::from(spec.output_tokens));
+            let pool = self.state.kv.pool();
+            let capacity_blocks = pool.capacity_blocks();
+            let whole = self.state.kv.blocks_for(input + output);
+            let rejection = if input + output > self.state.config.max_model_len {
+                Some(RejectReason::ExceedsContextWindow {
+                    tokens: input + output,
+                    limit: self.state.config.max_model_len,
+                })
+            } else if whole > capacity_blocks {
+                Some(RejectReason::ExceedsKvCapacity { blocks_needed: whole, capacity_blocks })
+            } else {
+                None
+            };
+            if let Some(reason) = rejection {
+                self.reservations.pop_front();
+                ctx.shared.recorder.reject(pending.request as usize, reason);
+                ctx.send(pending.from, Msg::KvSent(pending.request));
+                continue;
+            }
+            let blocks = self.state.kv.blocks_for(input);
+            let watermark = (capacity_blocks as f64 * RESERVATION_WATERMARK) as u64;
+            if pool.free_blocks() < blocks + watermark {
+                break;
+            }
+            let reserved = self.state.kv.reserve(input).expect("free blocks were checked");
+            self.reservations.pop_front();
+            let key = self.state.config.policy.key(spec.input_tokens, spec.priority, u64::from(pending.request));
+            let mut sequence = Sequence::new(pending.request as usize, key, input, output);
+            // The prompt's KV arrives; its first token was produced on the prefill replica.
+            sequence.computed_tokens = input;
+            sequence.context_tokens = input + 1;
+            sequence.fresh_prompt_tokens = 0;
+            sequence.remaining_output = output - 1;
+            sequence.kv_blocks = reserved;
+            self.incoming.insert(pending.request, sequence);
+            ctx.shared.transfers.decode_wait_s.push((now - pending.since) as f64 * 1e-9);
+            ctx.send(
+                pending.from,
+                Msg::Reserved { request: pending.request, decode: ctx.me(), decode_replica: self.index },
+            );
         }
-        sequence.in_flight = true;
-        recorder.scheduled(sequence.request, now);
-        members.push((slot, tokens));
+    }
+
+    fn on_kv_arrived(&mut self, request: RequestIndex, ctx: &mut ServingContext<'_>) {
+        if let Some(mut sequence) = self.incoming.remove(&request) {
+            sequence.lifecycle = Lifecycle::Running;
+            self.outstanding_tokens += sequence.remaining_output;
+            let slot = self.state.insert(sequence);
+            self.state.running.push(slot);
+            self.request_wake(ctx);
+        }
+    }
+
+    /// Switches role once drained of every sequence of the old one.
+    fn maybe_switch(&mut self, ctx: &mut ServingContext<'_>) {
+        let Some((to, asked)) = self.switch_to else { return };
+        let drained = !self.state.has_work()
+            && self.outgoing.is_empty()
+            && self.incoming.is_empty()
+            && self.reservations.is_empty()
+            && self.workers.iter().all(|w| !w.executor.busy());
+        if !drained {
+            return;
+        }
+        let now = ctx.now();
+        self.stats.roles[self.role.index()].role_ns += now - self.role_since;
+        self.role_since = now;
+        ctx.shared.role_switches.push(RoleSwitch { replica: self.index, asked, at: now, from: self.role, to });
+        self.stats.role_switches += 1;
+        self.role = to;
+        self.switch_to = None;
+    }
+
+    fn on_tick(&mut self, ctx: &mut ServingContext<'_>) {
+        let Some(control) = self.share_control else { return };
+        let (ttft_sum, ttft_count) = std::mem::take(&mut self.window_ttft);
+        let (decode_sum, decode_count) = std::mem::take(&mut self.window_decode);
+        if ttft_count > 0 && decode_count > 0 && self.workers.len() == 2 {
+            // Move compute toward the phase further behind its target.
+            let ttft_pressure = ttft_sum / ttft_count as f64 / control.ttft_s;
+            let tpot_pressure = decode_sum / decode_count as f64 / control.tpot_s;
+            let share = self.workers[0].executor.compute_share();
+            let share = if ttft_pressure > tpot_pressure { share + control.step } else { share - control.step };
+            let share = share.clamp(control.min, control.max);
+            self.workers[0].executor.set_compute_share(share);
+            self.workers[1].executor.set_compute_share(1.0 - share);
+        }
+        if self.active_requests() > 0 || ctx.now() < ctx.shared.requests.last().map_or(SimTime::ZERO, |r| r.arrival) {
+            ctx.schedule_in(control.interval_ns, Msg::Tick);
+        }
+    }
+}
+
+impl Component<Msg, ServingState> for Replica {
+    fn handle(&mut self, message: Msg, ctx: &mut ServingContext<'_>) {
+        self.advance_to(ctx.now());
+        match message {
+            Msg::Admit(request) => self.on_admit(request, ctx),
+            Msg::Wake => {
+                self.wake_pending = false;
+                self.try_start_all(ctx);
+            }
+            Msg::BatchDone(w) => self.on_batch_done(w as usize, ctx),
+            Msg::StageFree(w) => {
+                if ctx.more_due_now() {
+                    self.request_wake(ctx);
+                } else {
+                    self.try_start(w as usize, ctx);
+                }
+            }
+            Msg::Reserve { request, from } => self.on_reserve(request, from, ctx),
+            Msg::Reserved { request, decode, decode_replica } => self.on_reserved(request, decode, decode_replica, ctx),
+            Msg::KvSent(request) => self.on_kv_sent(request, ctx),
+            Msg::KvArrived(request) => self.on_kv_arrived(request, ctx),
+            Msg::SwitchRole(role) => {
+                if role != self.role {
+                    self.switch_to = Some((role, ctx.now()));
+                    self.maybe_switch(ctx);
+                }
+            }
+            Msg::Tick => self.on_tick(ctx),
+            other => debug_assert!(false, "a replica got {other:?}"),
+        }
+        let gauge = self.gauge();
+        ctx.shared.board[self.index as usize] = gauge;
     }
 }

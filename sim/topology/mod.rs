@@ -9,8 +9,10 @@
 //! switch. This module knows nothing of requests or batching.
 
 mod collective;
+mod flows;
 
 pub use collective::{Affine, CollectiveCost, GroupComm};
+pub use flows::FlowSet;
 
 use crate::hardware::{LinkProfile, NodeProfile, Topology};
 use petgraph::algo::astar;
@@ -185,6 +187,11 @@ impl Fabric {
     /// A port by edge.
     pub fn port(&self, edge: EdgeIndex) -> &Port {
         &self.graph[edge]
+    }
+
+    /// Every port's bandwidth, bytes per second, indexed by edge index.
+    pub fn port_bandwidths(&self) -> Vec<f64> {
+        self.graph.edge_weights().map(|p| p.bytes_per_s).collect()
     }
 
     /// For each in-network-reducing switch that every member has a port on, those ports.

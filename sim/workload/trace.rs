@@ -102,7 +102,15 @@ type RowParser = fn(&str, u64, &[&str], &[String], &[usize]) -> Result<TraceRow>
 /// Splits one CSV line into trimmed fields (quotes as RFC 4180; a quoted field may not span
 /// lines).
 fn split_csv(line: &str) -> std::result::Result<Vec<String>, String> {
-    let mut reader = csv_core::Reader::new();
+    // Building a reader builds its state machine: do it once per thread.
+    thread_local! {
+        static READER: std::cell::RefCell<csv_core::Reader> = std::cell::RefCell::new(csv_core::Reader::new());
+    }
+    READER.with(|reader| split_with(&mut reader.borrow_mut(), line))
+}
+
+fn split_with(reader: &mut csv_core::Reader, line: &str) -> std::result::Result<Vec<String>, String> {
+    reader.reset();
     let mut input = line.as_bytes();
     let mut fields = Vec::new();
     let mut field = vec![0u8; line.len() + 1];

@@ -1,0 +1,458 @@
+//! Pools resolved and checked one by one (device, model, parallel layout, calibration,
+//! scheduler limits, memory) and as a deployment (which roles go together, whether KV can move
+//! between prefill and decode pools).
+
+use super::memory::{MemoryPlan, MemoryRequest};
+use super::placement::ReplicaPlacement;
+use super::schema::{PoolRoleName, PoolSection, ScenarioFile};
+use crate::calibration::Calibration;
+use crate::error::Result;
+use crate::hardware::{Catalog, DeviceProfile, Dtype, LinkProfile};
+use crate::input::YamlSource;
+use crate::model::{ModelSpec, Parallelism};
+use crate::serving::{Role, SchedulerConfig};
+use crate::topology::Fabric;
+use std::sync::Arc;
+
+/// What a pool's replicas do, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolRole {
+    /// Prefill and decode on the same devices.
+    Colocated,
+    /// Prompts only; KV moves to a decode pool.
+    Prefill,
+    /// Decoding of prompts computed elsewhere.
+    Decode,
+    /// Each replica split between a prefill and a decode worker sharing its KV cache.
+    SemiPd,
+    /// Replicas switching between prefill and decode roles.
+    Switching,
+}
+
+impl PoolRole {
+    /// Whether the pool's replicas (may) hand finished prompts to decode replicas.
+    pub fn hands_off(self) -> bool {
+        matches!(self, PoolRole::Prefill | PoolRole::Switching)
+    }
+
+    /// Whether new requests may be routed to the pool.
+    pub fn takes_new_requests(self) -> bool {
+        self != PoolRole::Decode
+    }
+
+    /// Whether finished prompts may be routed to the pool.
+    pub fn decodes_handoffs(self) -> bool {
+        matches!(self, PoolRole::Decode | PoolRole::Switching)
+    }
+
+    /// Name in outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolRole::Colocated => "colocated",
+            PoolRole::Prefill => "prefill",
+            PoolRole::Decode => "decode",
+            PoolRole::SemiPd => "semi_pd",
+            PoolRole::Switching => "switching",
+        }
+    }
+}
+
+/// A semi-PD split, resolved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SemiPdPlan {
+    /// Share of the compute the prefill worker owns.
+    pub prefill_compute_share: f64,
+    /// Run-time adjustment, if any.
+    pub adapt: Option<ShareAdaptPlan>,
+}
+
+/// Run-time adjustment of a semi-PD split.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShareAdaptPlan {
+    /// Seconds between adjustments.
+    pub interval_s: f64,
+    /// Change per adjustment.
+    pub step: f64,
+    /// Lowest prefill share.
+    pub min_share: f64,
+    /// Highest prefill share.
+    pub max_share: f64,
+}
+
+/// A pool of identical replicas, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct PoolPlan {
+    /// Name in reports.
+    pub name: String,
+    /// What the replicas do.
+    pub role: PoolRole,
+    /// For a switching pool: replicas that start as prefill replicas.
+    pub initial_prefill_replicas: u64,
+    /// The model served.
+    pub model: Arc<ModelSpec>,
+    /// Weight dtype.
+    pub weight_dtype: Dtype,
+    /// KV-cache dtype.
+    pub kv_dtype: Dtype,
+    /// Device profile.
+    pub device: DeviceProfile,
+    /// Replicas.
+    pub replicas: u64,
+    /// How each replica splits the model over its devices.
+    pub parallelism: Parallelism,
+    /// Link inside a replica.
+    pub interconnect: Option<LinkProfile>,
+    /// Batching limits.
+    pub scheduler: SchedulerConfig,
+    /// Memory split per device and KV capacity.
+    pub memory: MemoryPlan,
+    /// Fitted efficiency curves, when the pool names a calibration.
+    pub calibration: Option<Arc<Calibration>>,
+    /// Host launch cost per kernel of the serving framework, s (0: not launch-bound).
+    pub host_launch_s: f64,
+    /// The semi-PD split (role `semi_pd`).
+    pub semi_pd: Option<SemiPdPlan>,
+    /// Where each replica runs and what its communication costs.
+    pub placements: Vec<ReplicaPlacement>,
+}
+
+impl PoolPlan {
+    /// The role replica `replica` of the pool starts in.
+    pub fn initial_role(&self, replica: u64) -> Role {
+        match self.role {
+            PoolRole::Colocated | PoolRole::SemiPd => Role::Colocated,
+            PoolRole::Prefill => Role::Prefill,
+            PoolRole::Decode => Role::Decode,
+            PoolRole::Switching if replica < self.initial_prefill_replicas => Role::Prefill,
+            PoolRole::Switching => Role::Decode,
+        }
+    }
+
+    /// Devices of all its replicas.
+    pub fn devices(&self) -> u64 {
+        self.replicas * self.parallelism.devices()
+    }
+}
+
+/// The scenario's defaults a pool may override.
+pub(super) struct PoolDefaults<'a> {
+    pub model: &'a Arc<ModelSpec>,
+    pub weight_dtype: Option<Dtype>,
+    pub kv_dtype: Option<Dtype>,
+}
+
+/// Weight and KV dtypes: the given ones, else the model's published dtype (fp32 served as
+/// bf16) and a 16-bit cache.
+pub(super) fn dtypes(model: &ModelSpec, weight: Option<Dtype>, kv: Option<Dtype>) -> (Dtype, Dtype) {
+    let weight_dtype = weight.or(model.published_dtype).unwrap_or(Dtype::Bf16);
+    let weight_dtype = if weight_dtype == Dtype::Fp32 { Dtype::Bf16 } else { weight_dtype };
+    let kv_dtype = kv.unwrap_or(match weight_dtype {
+        Dtype::Fp16 => Dtype::Fp16,
+        _ => Dtype::Bf16,
+    });
+    (weight_dtype, kv_dtype)
+}
+
+/// Resolves and checks pool `index` of `file`.
+pub(super) fn resolve_pool(
+    index: usize,
+    pool: &PoolSection,
+    file: &ScenarioFile,
+    source: &YamlSource,
+    catalog: &Catalog,
+    defaults: &PoolDefaults,
+) -> Result<PoolPlan> {
+    let field = format!("deployment.pools[{index}]");
+    let model = match &pool.model {
+        Some(reference) => Arc::new(catalog.model(reference, source, &format!("{field}.model"))?),
+        None => defaults.model.clone(),
+    };
+    let (weight_dtype, kv_dtype) =
+        dtypes(&model, pool.dtype.or(defaults.weight_dtype), pool.kv_cache_dtype.or(defaults.kv_dtype));
+    let device = catalog.device(&pool.device, source, &format!("{field}.device"))?;
+    let device = device.at_clock(pool.clock_ratio.get()).ok_or_else(|| {
+        source.error(
+            &format!("{field}.clock_ratio"),
+            format!(
+                "{} has no DVFS point at clock ratio {}; it offers: 1{}",
+                device.name,
+                pool.clock_ratio,
+                device.power.dvfs.iter().map(|p| format!(", {}", p.clock_ratio)).collect::<String>()
+            ),
+        )
+    })?;
+    let parallelism = Parallelism::new(pool.tensor_parallel.get(), pool.pipeline_parallel.get());
+    parallelism.check(&model).map_err(|(what, message)| source.error(&format!("{field}.{what}"), message))?;
+    let interconnect = match &pool.interconnect {
+        Some(link) => Some(catalog.link(link, source, &format!("{field}.interconnect"))?),
+        None if file.cluster.is_none() && parallelism.devices() > 1 => {
+            return Err(source.error(
+                &format!("{field}.interconnect"),
+                format!(
+                    "tensor_parallel {} × pipeline_parallel {} needs a link between the devices: add `interconnect:` (bundled links: {}) or describe the machines under `cluster:`",
+                    parallelism.tensor,
+                    parallelism.pipeline,
+                    crate::input::known_list(catalog.links.keys().map(String::as_str))
+                ),
+            ));
+        }
+        None => None,
+    };
+    let calibration = match &pool.calibration {
+        Some(reference) => {
+            let calibration = catalog.calibration(reference, source, &format!("{field}.calibration"))?;
+            if calibration.device != device.name {
+                return Err(source.error(
+                    &format!("{field}.calibration"),
+                    format!(
+                        "the calibration is for device {:?}, but the pool runs on {:?}",
+                        calibration.device, device.name
+                    ),
+                ));
+            }
+            Some(Arc::new(calibration))
+        }
+        None => None,
+    };
+    let max_model_len = pool.scheduler.max_model_len.map_or(model.max_context_tokens, |c| c.get());
+    if !pool.scheduler.chunked_prefill && pool.scheduler.max_num_batched_tokens.get() < max_model_len {
+        // As in vLLM: without chunking, a whole (re)computed sequence must fit in one
+        // iteration, or a preempted request could never be scheduled again.
+        return Err(source.error(
+            &format!("{field}.scheduler.chunked_prefill"),
+            format!(
+                "with chunked_prefill off, max_num_batched_tokens ({}) must be at least max_model_len ({max_model_len}); raise it, lower max_model_len, or turn chunked_prefill on",
+                pool.scheduler.max_num_batched_tokens
+            ),
+        ));
+    }
+    let scheduler = SchedulerConfig {
+        max_num_seqs: pool.scheduler.max_num_seqs.get(),
+        max_num_batched_tokens: pool.scheduler.max_num_batched_tokens.get(),
+        chunked_prefill: pool.scheduler.chunked_prefill,
+        max_model_len,
+        policy: pool.scheduler.policy,
+    };
+    let memory = MemoryPlan::new(&MemoryRequest {
+        model: &model,
+        device: &device,
+        weight_dtype,
+        kv_dtype,
+        parallelism,
+        memory_utilization: pool.memory_utilization.get(),
+        runtime_reserve_gib: pool.runtime_reserve_gib.get(),
+        scheduler: &scheduler,
+        block_size_tokens: pool.scheduler.block_size.get(),
+    })
+    .map_err(|e| source.error(&format!("{field}.{}", e.field), e.message))?;
+    let role = match pool.role {
+        PoolRoleName::Colocated => PoolRole::Colocated,
+        PoolRoleName::Prefill => PoolRole::Prefill,
+        PoolRoleName::Decode => PoolRole::Decode,
+        PoolRoleName::SemiPd => PoolRole::SemiPd,
+        PoolRoleName::Switching => PoolRole::Switching,
+    };
+    let semi_pd = match (&pool.semi_pd, role) {
+        (Some(split), PoolRole::SemiPd) => {
+            let share = split.prefill_compute_share.get();
+            if share <= 0.0 || share >= 1.0 {
+                return Err(source.error(
+                    &format!("{field}.semi_pd.prefill_compute_share"),
+                    format!("{share} leaves a worker no compute: give a share strictly between 0 and 1"),
+                ));
+            }
+            let adapt = match &split.adapt {
+                Some(adapt) => {
+                    let (min, max) = (adapt.min_share.get(), adapt.max_share.get());
+                    if !(0.0 < min && min <= share && share <= max && max < 1.0) {
+                        return Err(source.error(
+                            &format!("{field}.semi_pd.adapt"),
+                            format!("need 0 < min_share ≤ prefill_compute_share ≤ max_share < 1; found {min} ≤ {share} ≤ {max}"),
+                        ));
+                    }
+                    if file.slo.ttft_s.is_none() || file.slo.tpot_s.is_none() {
+                        return Err(source.error(
+                            &format!("{field}.semi_pd.adapt"),
+                            "adapting the split steers toward the TTFT and TPOT targets: give both `slo.ttft_s` and `slo.tpot_s`",
+                        ));
+                    }
+                    Some(ShareAdaptPlan {
+                        interval_s: adapt.interval_s.get(),
+                        step: adapt.step.get(),
+                        min_share: min,
+                        max_share: max,
+                    })
+                }
+                None => None,
+            };
+            Some(SemiPdPlan { prefill_compute_share: share, adapt })
+        }
+        (None, PoolRole::SemiPd) => {
+            return Err(source.error(
+                &format!("{field}.semi_pd"),
+                "a semi_pd pool needs `semi_pd: { prefill_compute_share: 0.5 }` (the prefill worker's share of the compute)",
+            ))
+        }
+        (Some(_), _) => {
+            return Err(source.error(&format!("{field}.semi_pd"), "`semi_pd` applies only to pools with `role: semi_pd`"))
+        }
+        (None, _) => None,
+    };
+    let replicas = pool.replicas.get();
+    let initial_prefill_replicas = match (role, pool.initial_prefill_replicas) {
+        (PoolRole::Switching, Some(count)) => {
+            if count.get() >= replicas {
+                return Err(source.error(
+                    &format!("{field}.initial_prefill_replicas"),
+                    format!("{count} of {replicas} replicas would leave none to start as decode replicas"),
+                ));
+            }
+            count.get()
+        }
+        (PoolRole::Switching, None) => {
+            if replicas < 2 {
+                return Err(source.error(
+                    &format!("{field}.replicas"),
+                    "a switching pool needs at least 2 replicas: one of each role",
+                ));
+            }
+            replicas.div_ceil(2).min(replicas - 1)
+        }
+        (_, Some(_)) => {
+            return Err(source.error(
+                &format!("{field}.initial_prefill_replicas"),
+                "`initial_prefill_replicas` applies only to pools with `role: switching`",
+            ))
+        }
+        (_, None) => 0,
+    };
+    Ok(PoolPlan {
+        name: pool.name.clone().unwrap_or_else(|| format!("pool{index}")),
+        role,
+        initial_prefill_replicas,
+        model,
+        weight_dtype,
+        kv_dtype,
+        device,
+        replicas,
+        parallelism,
+        interconnect,
+        scheduler,
+        memory,
+        calibration,
+        host_launch_s: pool.host_launch_us.map_or(0.0, |v| v.get() * 1e-6),
+        semi_pd,
+        placements: Vec::new(),
+    })
+}
+
+/// Checks that the pools make one deployment: either every pool takes whole requests
+/// (colocated or semi-PD), or prompts run on prefill (or switching) pools and decodes on
+/// decode (or switching) pools of the same model and KV layout; and that all pools serve one
+/// model (requests do not name one).
+pub(super) fn check_deployment(pools: &[PoolPlan], source: &YamlSource) -> Result<()> {
+    let names = |filter: &dyn Fn(&PoolPlan) -> bool| -> String {
+        pools.iter().filter(|p| filter(p)).map(|p| p.name.clone()).collect::<Vec<_>>().join(", ")
+    };
+    let field_of = |filter: &dyn Fn(&PoolPlan) -> bool| -> String {
+        let index = pools.iter().position(filter).unwrap_or(0);
+        format!("deployment.pools[{index}].role")
+    };
+    let whole = |p: &PoolPlan| matches!(p.role, PoolRole::Colocated | PoolRole::SemiPd);
+    let split = |p: &PoolPlan| !whole(p);
+    if pools.iter().any(whole) && pools.iter().any(split) {
+        return Err(source.error(
+            &field_of(&split),
+            format!(
+                "pools {} serve whole requests while pools {} split prefill from decode; a deployment does one or the other",
+                names(&whole),
+                names(&split)
+            ),
+        ));
+    }
+    let prefill = |p: &PoolPlan| p.role.hands_off();
+    let decode = |p: &PoolPlan| p.role.decodes_handoffs();
+    if pools.iter().any(split) {
+        if !pools.iter().any(prefill) {
+            return Err(source.error(
+                &field_of(&decode),
+                format!(
+                    "decode pools {} have no prefill pool to take prompts from: add a pool with `role: prefill`",
+                    names(&decode)
+                ),
+            ));
+        }
+        if !pools.iter().any(decode) {
+            return Err(source.error(
+                &field_of(&prefill),
+                format!(
+                    "prefill pools {} have no decode pool to hand their prompts to: add a pool with `role: decode`",
+                    names(&prefill)
+                ),
+            ));
+        }
+    }
+    let first = &pools[0];
+    for (index, pool) in pools.iter().enumerate().skip(1) {
+        if pool.model.name != first.model.name || pool.model.layers != first.model.layers {
+            return Err(source.error(
+                &format!("deployment.pools[{index}].model"),
+                format!(
+                    "pool {} serves {} but pool {} serves {}: requests name no model, so every pool must serve the same one (roles with different models cannot hand requests to each other)",
+                    pool.name, pool.model.name, first.name, first.model.name
+                ),
+            ));
+        }
+    }
+    for (i, p) in pools.iter().enumerate().filter(|(_, p)| prefill(p)) {
+        for d in pools.iter().filter(|d| decode(d)) {
+            if p.kv_dtype != d.kv_dtype {
+                return Err(source.error(
+                    &format!("deployment.pools[{i}].kv_cache_dtype"),
+                    format!(
+                        "pool {} keeps its KV cache in {} but pool {} in {}: KV cannot move between them as is",
+                        p.name, p.kv_dtype, d.name, d.kv_dtype
+                    ),
+                ));
+            }
+            let (a, b) = (p.parallelism.tensor, d.parallelism.tensor);
+            if a.max(b) % a.min(b) != 0 {
+                return Err(source.error(
+                    &format!("deployment.pools[{i}].tensor_parallel"),
+                    format!(
+                        "pool {} (tensor_parallel {a}) cannot reshard its KV onto pool {} (tensor_parallel {b}): one degree must be a multiple of the other, so each device's heads land on whole devices",
+                        p.name, d.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that KV can move from every prefill pool's replicas to every decode pool's replicas
+/// over the fabric (the first replica of each pool stands for its pool).
+pub(super) fn check_routes(pools: &[PoolPlan], fabric: &Fabric, source: &YamlSource) -> Result<()> {
+    for (i, p) in pools.iter().enumerate().filter(|(_, p)| p.role.hands_off()) {
+        for d in pools.iter().filter(|d| d.role.decodes_handoffs()) {
+            let (Some(from), Some(to)) = (p.placements.first(), d.placements.last()) else { continue };
+            for &a in &from.devices {
+                for &b in &to.devices {
+                    if a != b && fabric.route(a, b).is_none() {
+                        return Err(source.error(
+                            &format!("deployment.pools[{i}]"),
+                            format!(
+                                "no route between pool {}'s device {} and pool {}'s device {}: KV cannot move from prefill to decode; describe the machines under `cluster:` (nodes with scale-out NICs join through the fabric switch)",
+                                p.name,
+                                fabric.devices()[a].label(),
+                                d.name,
+                                fabric.devices()[b].label()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

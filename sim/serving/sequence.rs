@@ -1,0 +1,107 @@
+//! A request as a replica holds it: its lifecycle and its token counts.
+//!
+//! Lifecycle: `Waiting` (queued, no KV) → `Running` (admitted: prefilling, then decoding) →
+//! `Transferring` (a prefill replica holds its KV until the decode replica has it) →
+//! `Done`; a running sequence that loses its KV to preemption goes back to `Waiting` with
+//! its generated tokens appended to the prompt it must recompute (`preemptions` counts how
+//! often). Whether a running sequence prefills or decodes follows from its counts.
+
+/// Where a sequence is in its life on one replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Queued without KV (new, or preempted and to be recomputed).
+    Waiting,
+    /// Admitted: holds KV and is scheduled until done (or handed off).
+    Running,
+    /// Prefill done on a prefill replica; its KV is held until the decode replica has it.
+    Transferring,
+    /// Every token produced (or handed off).
+    Done,
+}
+
+/// What a running sequence's next step computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    /// Prompt tokens (first computation or recomputation after preemption).
+    Prefill,
+    /// One new token after the last.
+    Decode,
+}
+
+/// One request on one replica.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    /// Index of the request in the workload.
+    pub request: usize,
+    /// Queue-policy key: smaller is served earlier and preempted later.
+    pub key: (i64, u64),
+    /// Where it is in its life.
+    pub lifecycle: Lifecycle,
+    /// Prompt plus tokens generated so far.
+    pub context_tokens: u64,
+    /// Tokens whose KV is in the cache.
+    pub computed_tokens: u64,
+    /// Prompt tokens never computed yet (recomputation does not count).
+    pub fresh_prompt_tokens: u64,
+    /// Tokens still to generate.
+    pub remaining_output: u64,
+    /// KV blocks held (managed by the replica's `KvManager`).
+    pub kv_blocks: u64,
+    /// Whether it is in a batch now.
+    pub in_flight: bool,
+    /// Times it lost its KV.
+    pub preemptions: u32,
+}
+
+impl Sequence {
+    /// A new request of `input_tokens` prompt and `output_tokens` to generate.
+    pub fn new(request: usize, key: (i64, u64), input_tokens: u64, output_tokens: u64) -> Self {
+        Sequence {
+            request,
+            key,
+            lifecycle: Lifecycle::Waiting,
+            context_tokens: input_tokens,
+            computed_tokens: 0,
+            fresh_prompt_tokens: input_tokens,
+            remaining_output: output_tokens,
+            kv_blocks: 0,
+            in_flight: false,
+            preemptions: 0,
+        }
+    }
+
+    /// Tokens the next step must compute to produce a token.
+    pub fn pending_tokens(&self) -> u64 {
+        self.context_tokens - self.computed_tokens
+    }
+
+    /// What a step of `tokens` computes: a decode step is one token after a cached context.
+    pub fn step_kind(&self, tokens: u64) -> StepKind {
+        if tokens == 1 && self.pending_tokens() == 1 && self.computed_tokens > 0 {
+            StepKind::Decode
+        } else {
+            StepKind::Prefill
+        }
+    }
+
+    /// Whether the next step is a decode step.
+    pub fn is_decoding(&self) -> bool {
+        self.step_kind(self.pending_tokens()) == StepKind::Decode
+    }
+
+    /// Records `tokens` computed; returns how many new tokens that produced (0 while a
+    /// prompt chunk leaves more to compute, else 1).
+    pub fn advance(&mut self, tokens: u64) -> u32 {
+        self.in_flight = false;
+        self.computed_tokens += tokens;
+        self.fresh_prompt_tokens -= tokens.min(self.fresh_prompt_tokens);
+        if self.computed_tokens == self.context_tokens {
+            // The last position's logits give the next token.
+            self.context_tokens += 1;
+            self.remaining_output -= 1;
+            1
+        } else {
+            0
+        }
+    }
+}
