@@ -1,7 +1,11 @@
 //! A Chrome trace-event JSON timeline of one run (opens in Perfetto and chrome://tracing):
 //! a process per replica with a track per device (one slice per batch, with its size and
-//! token counts), a track per pipeline hand-off (the activation transfer between stages), and
-//! each request as an async slice from arrival to its last token with its queueing nested.
+//! token counts; a semi-PD replica's decode worker has its own track per device), a track per
+//! pipeline hand-off (the activation transfer between stages), role switches as instants with
+//! the draining before them, a process of KV-transfer tracks (one per prefill → decode replica
+//! pair, a slice per transfer), and each request as an async slice from arrival to its last
+//! token with its queueing nested (split between its prefill and decode replicas when
+//! disaggregated).
 //!
 //! With pipeline parallelism the record holds the batch's first-stage start and last-stage
 //! end; the stages in between are drawn evenly spaced in that interval.
@@ -52,6 +56,9 @@ impl TraceWindow {
     }
 }
 
+/// Thread ids of a semi-PD replica's decode-worker tracks start here.
+const DECODE_WORKER_TID: usize = 1_000_000;
+
 fn us(seconds: f64) -> f64 {
     (seconds * 1e6 * 1000.0).round() / 1000.0
 }
@@ -70,6 +77,11 @@ pub fn write_trace(path: &Path, scenario: &Scenario, run: &RunOutput, window: Tr
             let stage = position as u64 / pool.parallelism.tensor;
             events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": device + 1,
                 "args": {"name": format!("{} (stage {stage})", devices[device].label())}}));
+            if pool.semi_pd.is_some() {
+                events
+                    .push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": DECODE_WORKER_TID + device + 1,
+                    "args": {"name": format!("{} (stage {stage}, decode worker)", devices[device].label())}}));
+            }
         }
         for boundary in 1..pool.parallelism.pipeline {
             events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": 100_000 + boundary,
@@ -91,11 +103,13 @@ pub fn write_trace(path: &Path, scenario: &Scenario, run: &RunOutput, window: Tr
         let gap =
             if stages > 1 { ((done - start) - stage_s * stages as f64).max(0.0) / (stages - 1) as f64 } else { 0.0 };
         let args = json!({"sequences": record.sequences, "prefill_tokens": record.prefill_tokens,
-            "decode_tokens": record.decode_tokens, "kv_blocks_used": record.kv_used_blocks, "waiting": record.waiting});
+            "decode_tokens": record.decode_tokens, "kv_blocks_used": record.kv_used_blocks, "waiting": record.waiting,
+            "role": record.role.name()});
+        let worker_tid = if record.worker > 0 { DECODE_WORKER_TID } else { 0 };
         for (position, &device) in placement.devices.iter().enumerate() {
             let stage = position as u64 / pool.parallelism.tensor;
             let stage_start = start + stage as f64 * (stage_s + gap);
-            events.push(json!({"name": "batch", "cat": "batch", "ph": "X", "pid": pid, "tid": device + 1,
+            events.push(json!({"name": "batch", "cat": "batch", "ph": "X", "pid": pid, "tid": worker_tid + device + 1,
                 "ts": us(stage_start), "dur": us(stage_s), "args": args}));
         }
         for boundary in 1..stages {
@@ -106,12 +120,64 @@ pub fn write_trace(path: &Path, scenario: &Scenario, run: &RunOutput, window: Tr
             );
         }
     }
+    for switch in &run.role_switches {
+        let (asked, at) = (switch.asked.as_secs_f64(), switch.at.as_secs_f64());
+        if !window.overlaps(asked, at) {
+            continue;
+        }
+        let pid = switch.replica as usize + 1;
+        let name = format!("{} → {}", switch.from.name(), switch.to.name());
+        events.push(json!({"name": format!("draining for {name}"), "cat": "role", "ph": "X", "pid": pid, "tid": 0,
+            "ts": us(asked), "dur": us(at - asked)}));
+        events.push(json!({"name": format!("role switch {name}"), "cat": "role", "ph": "i", "s": "p", "pid": pid,
+            "tid": 0, "ts": us(at)}));
+    }
+    let transfers_pid = placements.len() + 1;
+    if let Some(records) = &run.transfers.records {
+        if !records.is_empty() {
+            events.push(
+                json!({"name": "process_name", "ph": "M", "pid": transfers_pid, "args": {"name": "KV transfers"}}),
+            );
+        }
+        let mut named = std::collections::BTreeSet::new();
+        for transfer in records {
+            let (start, end) = (transfer.start.as_secs_f64(), transfer.end.as_secs_f64());
+            if !window.overlaps(start, end) {
+                continue;
+            }
+            let tid = transfer.from_replica as usize * placements.len() + transfer.to_replica as usize + 1;
+            if named.insert(tid) {
+                let link = |replica: u32| {
+                    let (_, placement) = placements[replica as usize];
+                    devices[placement.devices[0]].label()
+                };
+                events.push(json!({"name": "thread_name", "ph": "M", "pid": transfers_pid, "tid": tid,
+                    "args": {"name": format!("replica {} ({}) → replica {} ({})", transfer.from_replica,
+                        link(transfer.from_replica), transfer.to_replica, link(transfer.to_replica))}}));
+            }
+            events.push(json!({"name": format!("KV of request {}", transfer.request), "cat": "kv_transfer", "ph": "X",
+                "pid": transfers_pid, "tid": tid, "ts": us(start), "dur": us(end - start),
+                "args": {"bytes": transfer.bytes, "streamed": transfer.streamed}}));
+        }
+    }
     for record in run.recorder.records() {
         let (Some(replica), Some(last)) = (record.replica, record.last_token) else { continue };
         let arrival = record.spec.arrival.as_secs_f64();
         if record.status != RequestStatus::Completed || !window.overlaps(arrival, last.as_secs_f64()) {
             continue;
         }
+        if let (Some(decode), Some(arrived)) = (record.decode_replica, record.transfer_end) {
+            let id = record.spec.id;
+            events.push(json!({"name": format!("request {id} decoding"), "cat": "request", "ph": "b", "id": id,
+                "pid": decode as usize + 1, "tid": 0, "ts": us(arrived.as_secs_f64())}));
+            events.push(json!({"name": format!("request {id} decoding"), "cat": "request", "ph": "e", "id": id,
+                "pid": decode as usize + 1, "tid": 0, "ts": us(last.as_secs_f64())}));
+        }
+        // On a prefill replica the request's slice ends with its first token.
+        let last = match (record.decode_replica, record.first_token) {
+            (Some(_), Some(first)) => first,
+            _ => last,
+        };
         let pid = replica as usize + 1;
         let id = record.spec.id;
         let name = format!("request {id}");

@@ -69,9 +69,10 @@ pub fn render_summary_table(summary: &Summary) -> String {
         num(k.mean_occupancy, 100.0, 1)
     );
     for d in &summary.devices {
+        let role = if d.role == "colocated" { String::new() } else { format!(" {}", d.role) };
         let _ = writeln!(
             out,
-            "pool {:<10} {} × {} (TP {}): busy {}%, compute {}%, memory bw {}%, {} iterations",
+            "pool {:<10} {} × {} (TP {}{role}): busy {}%, compute {}%, memory bw {}%, {} iterations",
             d.pool,
             d.devices,
             d.device,
@@ -80,6 +81,31 @@ pub fn render_summary_table(summary: &Summary) -> String {
             num(d.mean_compute_utilization, 100.0, 1),
             num(d.mean_memory_utilization, 100.0, 1),
             d.iterations
+        );
+    }
+    if summary.roles.len() > 1 {
+        for r in &summary.roles {
+            let _ = writeln!(
+                out,
+                "role {:<10} {} devices on average: busy {}%, {:.0} kJ, ${:.4}",
+                r.role,
+                num(r.mean_devices, 1.0, 1),
+                num(r.busy_fraction, 100.0, 1),
+                r.energy_j / 1e3,
+                r.cost_usd
+            );
+        }
+    }
+    if let Some(d) = &summary.disaggregation {
+        let _ = writeln!(
+            out,
+            "KV transfer     {} transfers, {:.2} GB moved; time p50 {} ms, p99 {} ms; decode wait p99 {} ms; {} role switches",
+            d.transfer_s.count,
+            d.kv_bytes_moved / 1e9,
+            num(d.transfer_s.p50, 1e3, 2),
+            num(d.transfer_s.p99, 1e3, 2),
+            num(d.decode_wait_s.p99, 1e3, 2),
+            d.role_switches
         );
     }
     let e = &summary.energy;

@@ -395,8 +395,8 @@ impl Replica {
                 sequence.lifecycle = Lifecycle::Done;
                 finished_any = true;
             } else if emitted > 0 && self.role == Role::Prefill && self.handoff.is_some() {
+                // Its remaining output was never counted here: the decode replica counts it.
                 sequence.lifecycle = Lifecycle::Transferring;
-                self.outstanding_tokens -= sequence.remaining_output;
                 handoffs.push((sequence.request as RequestIndex, slot));
                 finished_any = true;
             }
