@@ -1129,3 +1129,98 @@ fn validate_reports_each_bad_file_and_fails() {
     }
     assert!(!outcome.stdout.contains(&format!("ok: {}", bad.display())), "{}", outcome.describe());
 }
+
+// ---------------------------------------------------------------------------------------------
+// 13. Absurd cluster sizes: refused before anything of that size is allocated
+// ---------------------------------------------------------------------------------------------
+
+/// `servesim validate` fails on `text` at the line holding `needle`, naming `field` and saying
+/// every one of `facts`.
+fn validate_fails_at(case: &Case, text: &str, needle: &str, field: &str, facts: &[&str]) {
+    let path = case.scenario(text);
+    validate(&[&path]).assert_error().at(&path, line_of(text, needle)).field(field).says(facts);
+}
+
+/// The minimal scenario on a cluster of `count` × `node`.
+fn cluster_scenario(node: &str, count: &str) -> String {
+    replaced(
+        &valid_scenario(),
+        "deployment:",
+        &format!("cluster:\n  nodes:\n    - node: {node}\n      count: {count}\ndeployment:"),
+    )
+}
+
+#[test]
+fn a_billion_replicas_is_an_error_naming_the_field_and_the_limit() {
+    let case = Case::new();
+    let text = replaced(&valid_scenario(), "replicas: 1", "replicas: 1000000000");
+    validate_fails_at(
+        &case,
+        &text,
+        "replicas:",
+        "deployment.pools[0].replicas",
+        &["1000000000 replicas", "at most 1048576 devices"],
+    );
+}
+
+#[test]
+fn replicas_times_tensor_parallel_beyond_the_device_limit_is_an_error() {
+    let case = Case::new();
+    let text = replaced(
+        &valid_scenario(),
+        "replicas: 1\n      tensor_parallel: 1\n",
+        "replicas: 1000000\n      tensor_parallel: 8\n      interconnect: nvlink4\n",
+    );
+    validate_fails_at(
+        &case,
+        &text,
+        "replicas:",
+        "deployment.pools[0].replicas",
+        &["1000000 replicas × tensor_parallel 8", "(1048576)"],
+    );
+}
+
+#[test]
+fn a_billion_nodes_is_an_error_naming_the_field_and_the_limit() {
+    let case = Case::new();
+    let text = cluster_scenario("dgx-h100", "1000000000");
+    validate_fails_at(
+        &case,
+        &text,
+        "count:",
+        "cluster.nodes[0].count",
+        &["1000000000 nodes", "at most 1048576 nodes, 1048576 devices"],
+    );
+}
+
+#[test]
+fn nodes_whose_devices_exceed_the_limit_are_an_error_naming_the_count() {
+    let case = Case::new();
+    // 200,000 nodes is under the node limit, but 2,000,000 devices are not.
+    let text = cluster_scenario("dgx-h100", "200000");
+    validate_fails_at(
+        &case,
+        &text,
+        "count:",
+        "cluster.nodes[0].count",
+        &["200000 × dgx-h100 of 10 devices each", "1048576 devices"],
+    );
+}
+
+#[test]
+fn a_node_whose_mesh_has_too_many_links_is_an_error_naming_the_node() {
+    let case = Case::new();
+    // 100,000 devices are allowed, but not the five billion links of a mesh joining them all.
+    case.file(
+        "huge-mesh.yaml",
+        "name: huge-mesh\ndisplay_name: every GPU wired to every other\ndevices:\n  - { group: gpu, device: h100-sxm, count: 100000 }\ninterconnects:\n  - { link: nvlink4, members: [gpu], topology: mesh }\nsources: { devices: test }\n",
+    );
+    let text = cluster_scenario("./huge-mesh.yaml", "1");
+    validate_fails_at(
+        &case,
+        &text,
+        "node:",
+        "cluster.nodes[0].node",
+        &["huge-mesh has 4999950000 links", "8388608 links"],
+    );
+}

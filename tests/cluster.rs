@@ -170,3 +170,86 @@ fn tensor_parallel_across_nodes_uses_the_nics() {
     assert!(comm.tp_all_reduce.affine.seconds_per_byte <= 2.0 * 7.0 / 8.0 / 300e9 + 1.0 / 8.0 / 25e9 + 1e-18);
     assert!(comm.tp_all_reduce.affine.seconds_per_byte > 1.0 / 300e9);
 }
+
+/// Checks that every replica of `scenario` has its own devices, and that its communication
+/// costs (computed once per group shape) are those computed afresh for its own devices.
+fn assert_placed_apart_and_costed_afresh(scenario: &Scenario) {
+    let fabric = &scenario.fabric;
+    let mut taken = vec![false; fabric.devices().len()];
+    for pool in &scenario.pools {
+        assert_eq!(pool.placements.len() as u64, pool.replicas);
+        let tp = pool.tensor_parallel as usize;
+        for placement in &pool.placements {
+            assert_eq!(placement.devices.len() as u64, pool.tensor_parallel * pool.pipeline_parallel);
+            for &d in &placement.devices {
+                assert!(!std::mem::replace(&mut taken[d], true), "{} is placed twice", fabric.devices()[d].label());
+                assert_eq!(fabric.devices()[d].device, pool.device.name);
+            }
+            if tp > 1 || pool.pipeline_parallel > 1 {
+                let stages: Vec<&[usize]> = placement.devices.chunks(tp).collect();
+                let all_reduce = stages
+                    .iter()
+                    .map(|stage| fabric.group_comm(stage).unwrap().all_reduce)
+                    .fold(Default::default(), servesim::topology::Affine::max);
+                assert_eq!(placement.comm.tp_all_reduce.affine, all_reduce);
+                let send = stages
+                    .windows(2)
+                    .map(|pair| fabric.send_recv(pair[0][0], pair[1][0]).unwrap())
+                    .fold(Default::default(), servesim::topology::Affine::max);
+                assert_eq!(placement.comm.pp_send.affine, send);
+            }
+        }
+    }
+}
+
+#[test]
+fn placement_costs_on_a_mixed_cluster_are_those_computed_afresh() {
+    // Pipelines inside DGX H100s, tensor parallelism across two DGX A100s (no node has 16), and
+    // pairs on MI300X nodes; replicas of one pool share costs by shape.
+    let text = format!(
+        "model: llama-3.1-70b
+cluster:
+  nodes:
+    - {{ node: dgx-h100, count: 3 }}
+    - {{ node: dgx-a100, count: 2 }}
+    - {{ node: mi300x-node, count: 2 }}
+deployment:
+  pools:
+    - {{ device: h100-sxm, replicas: 3, tensor_parallel: 4, pipeline_parallel: 2 }}
+    - {{ device: a100-sxm-80gb, replicas: 1, tensor_parallel: 16 }}
+    - {{ device: mi300x, replicas: 8, tensor_parallel: 2 }}
+{WORKLOAD}"
+    );
+    let scenario = scenario(&text);
+    assert_placed_apart_and_costed_afresh(&scenario);
+    let a100 = &scenario.pools[1].placements[0];
+    let nodes: std::collections::BTreeSet<usize> =
+        a100.devices.iter().map(|&d| scenario.fabric.devices()[d].node_index).collect();
+    assert_eq!(nodes.len(), 2, "TP16 spans both DGX A100s");
+}
+
+#[test]
+fn tp8_replicas_on_512_dgx_h100_nodes_fill_one_node_each() {
+    let text = format!(
+        "model: llama-3.1-70b\ncluster:\n  nodes:\n    - node: dgx-h100\n      count: 512\ndeployment:\n  pools:\n    - device: h100-sxm\n      replicas: 512\n      tensor_parallel: 8\n{WORKLOAD}"
+    );
+    let scenario = scenario(&text);
+    assert_placed_apart_and_costed_afresh(&scenario);
+    let devices = scenario.fabric.devices();
+    for (replica, placement) in scenario.pools[0].placements.iter().enumerate() {
+        assert!(placement.devices.iter().all(|&d| devices[d].node_index == replica), "replica {replica}");
+        // NVLink 4 through NVSwitch with in-network reduction.
+        assert!((placement.comm.tp_all_reduce.affine.seconds_per_byte - 1.0 / 450e9).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn a_hundred_thousand_single_gpu_replicas_are_each_placed_on_their_own_device() {
+    // Placement is linear in the replicas (it used to take minutes here).
+    let text = format!(
+        "model: llama-3.2-1b\ndeployment:\n  pools:\n    - device: h100-sxm\n      replicas: 100000\n{WORKLOAD}"
+    );
+    let scenario = scenario(&text);
+    assert_eq!(scenario.fabric.devices().len(), 100_000);
+    assert_placed_apart_and_costed_afresh(&scenario);
+}

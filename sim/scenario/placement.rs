@@ -4,6 +4,9 @@
 //! profile, preferring the first node that can hold all of them, else the first free ones in
 //! node order. Stage s uses devices `[s·tp, (s+1)·tp)`. Every tensor-parallel group must be
 //! connected and every stage must reach the next.
+//!
+//! Sizes are bounded ([`MAX_DEVICES`], [`MAX_NODES`], [`MAX_LINKS`]) and checked before the
+//! fabric is built; placement is linear in devices and replicas.
 
 use super::schema::ScenarioFile;
 use crate::calibration::Calibration;
@@ -11,8 +14,8 @@ use crate::error::Result;
 use crate::hardware::{Catalog, DeviceGroup, DeviceProfile, Interconnect, LinkProfile, NodeProfile, Topology};
 use crate::input::checked::Count;
 use crate::input::YamlSource;
-use crate::topology::{Affine, CollectiveCost, Fabric};
-use std::collections::BTreeMap;
+use crate::topology::{Affine, CollectiveCost, CommCache, Fabric};
+use std::collections::{BTreeMap, HashMap};
 
 /// Communication costs of one replica's parallel plan.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,14 +49,138 @@ pub(super) struct PoolDemand<'a> {
     pub calibration: Option<&'a Calibration>,
 }
 
+/// Most devices one cluster may hold (2^20): far beyond any deployment servesim models, and
+/// small enough that the fabric and the placements fit in a few GiB of memory.
+pub const MAX_DEVICES: u64 = 1 << 20;
+
+/// Most node instances one cluster may hold (nodes without devices still take memory).
+pub const MAX_NODES: u64 = MAX_DEVICES;
+
+/// Most links (device–switch or device–device ports) one cluster may hold: a mesh of n
+/// devices has n(n − 1)/2 of them.
+pub const MAX_LINKS: u64 = 1 << 23;
+
+/// The links one instance of `node` adds to the fabric.
+fn links_per_node(node: &NodeProfile) -> u64 {
+    let members = |groups: &[String]| -> u64 {
+        node.devices.iter().filter(|d| groups.contains(&d.group)).fold(0u64, |sum, d| sum.saturating_add(d.count.get()))
+    };
+    let inside = node.interconnects.iter().map(|interconnect| {
+        let m = members(&interconnect.members);
+        match interconnect.topology {
+            Topology::Switch => m,
+            Topology::Mesh => m.saturating_mul(m.saturating_sub(1)) / 2,
+            Topology::Chain => m.saturating_sub(1),
+        }
+    });
+    let nics = node.scale_out.as_ref().map_or(0, |scale_out| members(&scale_out.members));
+    inside.fold(nics, u64::saturating_add)
+}
+
+/// Refuses pools that could not fit in any cluster servesim builds, before anything is
+/// allocated for them.
+fn check_pool_sizes(source: &YamlSource, pools: &[PoolDemand]) -> Result<()> {
+    let mut total: u64 = 0;
+    for (index, pool) in pools.iter().enumerate() {
+        let field = format!("deployment.pools[{index}].replicas");
+        if pool.replicas > MAX_DEVICES {
+            return Err(source.error(
+                &field,
+                format!(
+                    "{} replicas are more than servesim places: a cluster holds at most {MAX_DEVICES} devices, and each replica needs at least one",
+                    pool.replicas
+                ),
+            ));
+        }
+        let devices =
+            pool.replicas.checked_mul(pool.tensor_parallel).and_then(|d| d.checked_mul(pool.pipeline_parallel));
+        let devices = devices.filter(|&d| d <= MAX_DEVICES).ok_or_else(|| {
+            source.error(
+                &field,
+                format!(
+                    "{} replicas × tensor_parallel {} × pipeline_parallel {} need more devices than servesim places in one cluster ({MAX_DEVICES})",
+                    pool.replicas, pool.tensor_parallel, pool.pipeline_parallel
+                ),
+            )
+        })?;
+        total += devices;
+        if total > MAX_DEVICES {
+            return Err(source.error(
+                &field,
+                format!(
+                    "the pools up to this one need {total} devices, more than servesim places in one cluster ({MAX_DEVICES})"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses clusters with more nodes or devices than servesim builds, before building them.
+fn check_cluster_size(source: &YamlSource, nodes: &[(NodeProfile, u64)]) -> Result<()> {
+    let limits = format!("a cluster holds at most {MAX_NODES} nodes, {MAX_DEVICES} devices and {MAX_LINKS} links");
+    let (mut total_nodes, mut total_devices, mut total_links): (u64, u64, u64) = (0, 0, 0);
+    for (index, (node, count)) in nodes.iter().enumerate() {
+        let field = format!("cluster.nodes[{index}].count");
+        let so_far = |total: u64, what: &str| {
+            if index == 0 {
+                String::new()
+            } else {
+                format!(" (with the entries above, {total} {what})")
+            }
+        };
+        total_nodes = total_nodes.saturating_add(*count);
+        if total_nodes > MAX_NODES {
+            return Err(source.error(
+                &field,
+                format!("{count} nodes are more than servesim builds{}: {limits}", so_far(total_nodes, "nodes")),
+            ));
+        }
+        let per_node = node.devices.iter().fold(0u64, |sum, group| sum.saturating_add(group.count.get()));
+        total_devices = total_devices.saturating_add(count.saturating_mul(per_node));
+        if total_devices > MAX_DEVICES {
+            return Err(source.error(
+                &field,
+                format!(
+                    "{count} × {} of {per_node} devices each are more devices than servesim builds{}: {limits}",
+                    node.name,
+                    so_far(total_devices, "devices")
+                ),
+            ));
+        }
+        let per_node = links_per_node(node);
+        total_links = total_links.saturating_add(count.saturating_mul(per_node));
+        if total_links > MAX_LINKS {
+            let what = format!("{} has {per_node} links (a mesh of n devices has n(n − 1)/2)", node.name);
+            return Err(if per_node > MAX_LINKS {
+                source.error(
+                    &format!("cluster.nodes[{index}].node"),
+                    format!("{what}, more than servesim builds: {limits}"),
+                )
+            } else {
+                source.error(
+                    &field,
+                    format!(
+                        "{count} nodes, of which each {what}, are more links than servesim builds{}: {limits}",
+                        so_far(total_links, "links")
+                    ),
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Builds the fabric: the `cluster:` nodes, or one implicit node per replica whose devices
-/// share a switch of the pool's `interconnect`.
+/// share a switch of the pool's `interconnect`. Refuses sizes beyond [`MAX_DEVICES`] and
+/// [`MAX_NODES`] first.
 pub(super) fn build_fabric(
     file: &ScenarioFile,
     source: &YamlSource,
     catalog: &Catalog,
     pools: &[PoolDemand],
 ) -> Result<Fabric> {
+    check_pool_sizes(source, pools)?;
     let mut links: BTreeMap<String, LinkProfile> = catalog.links.clone();
     let nodes: Vec<(NodeProfile, u64)> = match &file.cluster {
         Some(cluster) => {
@@ -73,6 +200,7 @@ pub(super) fn build_fabric(
                 let node = catalog.node(&entry.node, source, &format!("cluster.nodes[{index}].node"))?;
                 nodes.push((node, entry.count.get()));
             }
+            check_cluster_size(source, &nodes)?;
             nodes
         }
         None => pools
@@ -109,53 +237,115 @@ pub(super) fn build_fabric(
     Ok(Fabric::build(&nodes, &links))
 }
 
+/// The free devices of one device profile, node by node. Each replica takes the first free
+/// devices of a node, so a node's free devices are always the tail of its list and a cursor per
+/// node is all the state there is.
+#[derive(Default)]
+struct FreeDevices {
+    /// Every device of the profile, in device order (nodes are contiguous in it).
+    devices: Vec<usize>,
+    /// Per node that holds some: its next free device and its end, as positions in `devices`.
+    nodes: Vec<(usize, usize)>,
+    /// Free devices left in all.
+    left: usize,
+    /// For each replica size k: no node before this position in `nodes` has k free devices
+    /// left (free devices only ever decrease, so it only moves forward).
+    first_fit: HashMap<usize, usize>,
+}
+
+impl FreeDevices {
+    /// The free devices of each device profile.
+    fn index(fabric: &Fabric) -> HashMap<&str, FreeDevices> {
+        let mut by_profile: HashMap<&str, FreeDevices> = HashMap::new();
+        let mut last_node: HashMap<&str, usize> = HashMap::new();
+        for (i, slot) in fabric.devices().iter().enumerate() {
+            let free = by_profile.entry(slot.device.as_str()).or_default();
+            if last_node.insert(slot.device.as_str(), slot.node_index) != Some(slot.node_index) {
+                free.nodes.push((free.devices.len(), free.devices.len()));
+            }
+            free.devices.push(i);
+            free.nodes.last_mut().expect("pushed above").1 += 1;
+            free.left += 1;
+        }
+        by_profile
+    }
+
+    /// Takes `k` devices: the first free ones of the first node that has `k` free, else the
+    /// first `k` free ones in device order; None when fewer than `k` are free.
+    fn take(&mut self, k: usize) -> Option<Vec<usize>> {
+        if k > self.left {
+            return None;
+        }
+        let free_in = |node: (usize, usize)| node.1 - node.0;
+        let mut fit = self.first_fit.get(&k).copied().unwrap_or(0);
+        while fit < self.nodes.len() && free_in(self.nodes[fit]) < k {
+            fit += 1;
+        }
+        self.first_fit.insert(k, fit);
+        let chosen = if fit < self.nodes.len() {
+            let node = &mut self.nodes[fit];
+            node.0 += k;
+            self.devices[node.0 - k..node.0].to_vec()
+        } else {
+            let mut at = self.first_fit.get(&1).copied().unwrap_or(0);
+            while free_in(self.nodes[at]) == 0 {
+                at += 1;
+            }
+            self.first_fit.insert(1, at);
+            let mut chosen = Vec::with_capacity(k);
+            while chosen.len() < k {
+                let node = &mut self.nodes[at];
+                let n = (k - chosen.len()).min(free_in(*node));
+                chosen.extend_from_slice(&self.devices[node.0..node.0 + n]);
+                node.0 += n;
+                at += 1;
+            }
+            chosen
+        };
+        self.left -= k;
+        Some(chosen)
+    }
+}
+
 /// Places every replica of every pool; errors name the pool and what is missing.
+///
+/// Time is linear in devices and replicas: free devices are indexed once, and communication
+/// is costed once per group shape (replicas placed alike on identical nodes share it).
 pub(super) fn place(fabric: &Fabric, source: &YamlSource, pools: &[PoolDemand]) -> Result<Vec<Vec<ReplicaPlacement>>> {
     let devices = fabric.devices();
-    let mut used = vec![false; devices.len()];
+    let mut free = FreeDevices::index(fabric);
+    let mut costs = CommCache::new(fabric);
     let mut placements = Vec::new();
     for (pool_index, pool) in pools.iter().enumerate() {
         let field = format!("deployment.pools[{pool_index}]");
         let (tp, pp) = (pool.tensor_parallel as usize, pool.pipeline_parallel as usize);
         let per_replica = tp * pp;
-        let mut pool_placements = Vec::new();
+        let mut pool_placements = Vec::with_capacity(pool.replicas as usize);
+        let slots = free.entry(pool.device.name.as_str()).or_default();
         for replica in 0..pool.replicas {
-            let free: Vec<usize> =
-                (0..devices.len()).filter(|&i| !used[i] && devices[i].device == pool.device.name).collect();
-            let mut by_node: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-            for &i in &free {
-                by_node.entry(devices[i].node_index).or_default().push(i);
-            }
-            let chosen: Vec<usize> = match by_node.values().find(|slots| slots.len() >= per_replica) {
-                Some(slots) => slots[..per_replica].to_vec(),
-                None if free.len() >= per_replica => free[..per_replica].to_vec(),
-                None => {
-                    let total = devices.iter().filter(|d| d.device == pool.device.name).count();
-                    let kinds: Vec<String> = {
-                        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
-                        for d in devices {
-                            *count.entry(d.device.as_str()).or_default() += 1;
-                        }
-                        count.iter().map(|(k, v)| format!("{v} × {k}")).collect()
-                    };
-                    return Err(source.error(
-                        &format!("{field}.replicas"),
-                        format!(
-                            "the pool needs {} × {} = {} {} devices (replica {} has none left); the cluster has {total} of them in all, {} free before this pool; it holds {}",
-                            pool.replicas,
-                            per_replica,
-                            pool.replicas as usize * per_replica,
-                            pool.device.name,
-                            replica,
-                            free.len() + replica as usize * per_replica,
-                            kinds.join(", ")
-                        ),
-                    ));
-                }
+            let Some(chosen) = slots.take(per_replica) else {
+                let total = slots.devices.len();
+                let kinds: Vec<String> = {
+                    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+                    for d in devices {
+                        *count.entry(d.device.as_str()).or_default() += 1;
+                    }
+                    count.iter().map(|(k, v)| format!("{v} × {k}")).collect()
+                };
+                return Err(source.error(
+                    &format!("{field}.replicas"),
+                    format!(
+                        "the pool needs {} × {} = {} {} devices (replica {} has none left); the cluster has {total} of them in all, {} free before this pool; it holds {}",
+                        pool.replicas,
+                        per_replica,
+                        pool.replicas as usize * per_replica,
+                        pool.device.name,
+                        replica,
+                        slots.left + replica as usize * per_replica,
+                        kinds.join(", ")
+                    ),
+                ));
             };
-            for &i in &chosen {
-                used[i] = true;
-            }
             let no_path = |(a, b): (usize, usize), what: &str| {
                 source.error(
                     &field,
@@ -180,14 +370,14 @@ pub(super) fn place(fabric: &Fabric, source: &YamlSource, pools: &[PoolDemand]) 
             };
             let mut tp_all_reduce = Affine::default();
             for group in &stages {
-                let group_comm = fabric.group_comm(group).map_err(|pair| no_path(pair, "the tensor-parallel group"))?;
+                let group_comm = costs.group_comm(group).map_err(|pair| no_path(pair, "the tensor-parallel group"))?;
                 tp_all_reduce = tp_all_reduce.max(group_comm.all_reduce);
             }
             let mut pp_send = Affine::default();
             let mut pp_pair: Vec<usize> = Vec::new();
             for pair in stages.windows(2) {
                 let send =
-                    fabric.send_recv(pair[0][0], pair[1][0]).map_err(|p| no_path(p, "consecutive pipeline stages"))?;
+                    costs.send_recv(pair[0][0], pair[1][0]).map_err(|p| no_path(p, "consecutive pipeline stages"))?;
                 if pp_pair.is_empty() || send.max(pp_send) == send {
                     pp_pair = vec![pair[0][0], pair[1][0]];
                 }
