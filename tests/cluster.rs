@@ -178,14 +178,14 @@ fn assert_placed_apart_and_costed_afresh(scenario: &Scenario) {
     let mut taken = vec![false; fabric.devices().len()];
     for pool in &scenario.pools {
         assert_eq!(pool.placements.len() as u64, pool.replicas);
-        let tp = pool.tensor_parallel as usize;
+        let tp = pool.parallelism.tensor as usize;
         for placement in &pool.placements {
-            assert_eq!(placement.devices.len() as u64, pool.tensor_parallel * pool.pipeline_parallel);
+            assert_eq!(placement.devices.len() as u64, pool.parallelism.devices());
             for &d in &placement.devices {
                 assert!(!std::mem::replace(&mut taken[d], true), "{} is placed twice", fabric.devices()[d].label());
                 assert_eq!(fabric.devices()[d].device, pool.device.name);
             }
-            if tp > 1 || pool.pipeline_parallel > 1 {
+            if tp > 1 || pool.parallelism.pipeline > 1 {
                 let stages: Vec<&[usize]> = placement.devices.chunks(tp).collect();
                 let all_reduce = stages
                     .iter()
