@@ -59,3 +59,83 @@ fn trace_replay_is_identical_across_runs_with_token_gaps() {
         assert_eq!(read(&a, file), read(&b, file), "{file} differs");
     }
 }
+
+/// A disaggregated, semi-PD and role-switching deployment in one search: every output is the
+/// same bytes on 1 and 2 threads, and across two runs with timelines and traces.
+#[test]
+fn split_deployments_are_identical_across_runs_and_thread_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = "name: split-base
+seed: 9
+model: llama-3.2-1b
+cluster:
+  nodes: [{ node: dgx-h100, count: 1 }]
+deployment:
+  router: power_of_two
+  decode_router: power_of_two
+  kv_transfer: { layerwise: true }
+  pools:
+    - { name: prefill, role: prefill, device: h100-sxm, replicas: 2, memory_utilization: 0.05, runtime_reserve_gib: 0.5 }
+    - { name: decode, role: decode, device: h100-sxm, replicas: 2, memory_utilization: 0.05, runtime_reserve_gib: 0.5 }
+workload:
+  synthetic:
+    requests: 300
+    arrival: { gamma: { rate_per_s: 40, cv: 2 } }
+    input_tokens: { lognormal: { mean: 800, cv: 1.2, max: 4000 } }
+    output_tokens: { lognormal: { mean: 100, cv: 1.2, max: 1000 } }
+slo: { ttft_s: 1.0, tpot_s: 0.05 }
+";
+    fs::write(tmp.path().join("base.yaml"), base).unwrap();
+    let spec = tmp.path().join("spec.yaml");
+    fs::write(
+        &spec,
+        "name: split\nbase: base.yaml\naxes:\n  prefill.replicas: [1, 2]\n  decode.replicas: [1, 2]\n  deployment.kv_transfer.layerwise: [false, true]\nslo: { ttft_s: 1.0, tpot_s: 0.05, min_fraction: 0.1 }\nobjective: minimize_latency\n",
+    )
+    .unwrap();
+    let search = |threads: &str, out: &Path| {
+        let status = Command::new(env!("CARGO_BIN_EXE_servesim"))
+            .args(["search", spec.to_str().unwrap(), "--quiet", "--threads", threads, "--out"])
+            .arg(out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    search("1", &one);
+    search("2", &two);
+    for file in ["rows.csv", "search.csv", "pareto.csv", "best.yaml"] {
+        assert_eq!(read(&one, file), read(&two, file), "{file} differs between thread counts");
+    }
+    let rows = String::from_utf8(read(&one, "search.csv")).unwrap();
+    assert_eq!(rows.lines().filter(|l| l.contains(",simulated,")).count(), 8, "{rows}");
+    for (name, pools) in [
+        ("split", ""),
+        ("semi", "    - { name: semi, role: semi_pd, device: h100-sxm, replicas: 3, memory_utilization: 0.05, runtime_reserve_gib: 0.5, semi_pd: { prefill_compute_share: 0.4, adapt: { interval_s: 0.5 } } }\n"),
+        ("switching", "    - { name: mixed, role: switching, device: h100-sxm, replicas: 4, memory_utilization: 0.05, runtime_reserve_gib: 0.5 }\n"),
+    ] {
+        let text = if pools.is_empty() {
+            base.to_string()
+        } else {
+            let start = base.find("  pools:\n").unwrap() + "  pools:\n".len();
+            let end = base.find("workload:").unwrap();
+            format!("{}{pools}{}", &base[..start], &base[end..])
+                .replace("  kv_transfer: { layerwise: true }\n", "  role_switching: { interval_s: 0.2, prefill_queue_tokens: 1024 }\n")
+        };
+        let scenario = tmp.path().join(format!("{name}.yaml"));
+        fs::write(&scenario, text).unwrap();
+        let (a, b) = (tmp.path().join(format!("{name}-a")), tmp.path().join(format!("{name}-b")));
+        for dir in [&a, &b] {
+            let status = Command::new(env!("CARGO_BIN_EXE_servesim"))
+                .args(["run", "--quiet", "--trace"])
+                .arg(&scenario)
+                .arg("--out")
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(status.success(), "{name}");
+        }
+        for file in ["summary.json", "requests.csv", "timeline.csv", "trace.json"] {
+            assert_eq!(read(&a, file), read(&b, file), "{name}: {file} differs between identical runs");
+        }
+    }
+}

@@ -148,6 +148,166 @@ proptest! {
     }
 }
 
+/// The pools of a split deployment the second property test varies.
+#[derive(Debug, Clone)]
+enum Split {
+    /// `prefill` prefill and `decode` decode replicas.
+    Disaggregated { prefill: u64, decode: u64, layerwise: bool },
+    /// `replicas` semi-PD replicas with this prefill share, adapting or not.
+    SemiPd { replicas: u64, share: f64, adapt: bool },
+    /// `replicas` replicas switching roles.
+    Switching { replicas: u64 },
+}
+
+/// The workload knobs of the split property test.
+#[derive(Clone, Copy)]
+struct SplitLoad {
+    memory_utilization: f64,
+    max_num_seqs: u64,
+    requests: u64,
+    rate: f64,
+    input_mean: f64,
+    output_mean: f64,
+    seed: u64,
+}
+
+fn split_text(split: &Split, load: &SplitLoad) -> String {
+    let SplitLoad { memory_utilization, max_num_seqs, requests, rate, input_mean, output_mean, seed } = *load;
+    let pool = |name: &str, role: &str, replicas: u64, extra: &str| {
+        format!(
+            "    - {{ name: {name}, role: {role}, device: h100-sxm, replicas: {replicas}, memory_utilization: {memory_utilization}, runtime_reserve_gib: 0.5, scheduler: {{ max_num_seqs: {max_num_seqs}, max_num_batched_tokens: 2048, max_model_len: 8192 }}{extra} }}\n"
+        )
+    };
+    let (pools, deployment) = match split {
+        Split::Disaggregated { prefill, decode, layerwise } => (
+            pool("pre", "prefill", *prefill, "") + &pool("dec", "decode", *decode, ""),
+            format!("  kv_transfer: {{ layerwise: {layerwise} }}\n"),
+        ),
+        Split::SemiPd { replicas, share, adapt } => (
+            pool(
+                "semi",
+                "semi_pd",
+                *replicas,
+                &format!(
+                    ", semi_pd: {{ prefill_compute_share: {share}{} }}",
+                    if *adapt { ", adapt: { interval_s: 0.5 }" } else { "" }
+                ),
+            ),
+            String::new(),
+        ),
+        Split::Switching { replicas } => (
+            pool("mixed", "switching", *replicas, ""),
+            "  role_switching: { interval_s: 0.2, prefill_queue_tokens: 2048, decode_kv_occupancy: 0.5 }\n".to_string(),
+        ),
+    };
+    format!(
+        "seed: {seed}
+model: llama-3.2-1b
+cluster:
+  nodes: [{{ node: dgx-h100, count: 1 }}]
+deployment:
+  router: least_outstanding_tokens
+{deployment}  pools:
+{pools}workload:
+  synthetic:
+    requests: {requests}
+    arrival: {{ gamma: {{ rate_per_s: {rate}, cv: 2 }} }}
+    input_tokens: {{ lognormal: {{ mean: {input_mean}, cv: 1.5, max: 6000 }} }}
+    output_tokens: {{ lognormal: {{ mean: {output_mean}, cv: 1.5, max: 2000 }} }}
+slo: {{ ttft_s: 1.0, tpot_s: 0.05 }}
+"
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20261125),
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn split_deployments_lose_nothing_bound_kv_on_both_sides_and_order_their_phases(
+        split in prop_oneof![
+            (1u64..4, 1u64..4, any::<bool>()).prop_map(|(prefill, decode, layerwise)| Split::Disaggregated { prefill, decode, layerwise }),
+            (1u64..4, 0.2f64..0.8, any::<bool>()).prop_map(|(replicas, share, adapt)| Split::SemiPd { replicas, share, adapt }),
+            (2u64..5).prop_map(|replicas| Split::Switching { replicas }),
+        ],
+        // Tight memory (a few thousand tokens of KV) so that both sides preempt and wait.
+        memory_utilization in prop_oneof![Just(0.045), Just(0.06), Just(0.3)],
+        max_num_seqs in 1u64..64,
+        requests in 1u64..150,
+        rate in 1.0f64..80.0,
+        input_mean in 16.0f64..2000.0,
+        output_mean in 1.0f64..300.0,
+        seed in 0u64..1000,
+    ) {
+        let load = SplitLoad { memory_utilization, max_num_seqs, requests, rate, input_mean, output_mean, seed };
+        let text = split_text(&split, &load);
+        let scenario = scenario(&text);
+        let (output, kv_violations) = run_watched(Cluster::build(&scenario));
+        prop_assert_eq!(kv_violations, 0, "{:?}", split);
+        let records = output.recorder.records();
+        prop_assert_eq!(records.len() as u64, requests);
+        let disaggregated = !matches!(split, Split::SemiPd { .. });
+        let layerwise = matches!(split, Split::Disaggregated { layerwise: true, .. });
+        for record in records {
+            match record.status {
+                RequestStatus::Completed => {
+                    prop_assert_eq!(record.tokens_emitted, record.spec.output_tokens);
+                    let (first, last) = (record.first_token.unwrap(), record.last_token.unwrap());
+                    prop_assert!(record.spec.arrival <= record.first_scheduled.unwrap());
+                    prop_assert!(record.first_scheduled.unwrap() <= first && first <= last);
+                    if disaggregated && record.spec.output_tokens > 1 {
+                        // The first token comes from the prefill replica; the KV moves after
+                        // the prompt (or while its last chunk computes, when streamed) and
+                        // decoding starts once it has arrived.
+                        let (start, end) = (record.transfer_start.unwrap(), record.transfer_end.unwrap());
+                        prop_assert!(start >= record.first_scheduled.unwrap());
+                        if !layerwise {
+                            prop_assert!(start >= first, "request {} moved before its prefill ended", record.spec.id);
+                        }
+                        prop_assert!(end >= first && start <= end);
+                        prop_assert!(record.first_decode.unwrap() >= end, "request {} decoded before its KV arrived", record.spec.id);
+                        prop_assert!(record.decode_replica.is_some());
+                    } else {
+                        prop_assert!(record.transfer_start.is_none() && record.decode_replica.is_none());
+                    }
+                }
+                RequestStatus::Rejected => prop_assert!(record.reject_reason.is_some()),
+                RequestStatus::Unfinished => prop_assert!(false, "request {} never finished ({:?})", record.spec.id, split),
+            }
+        }
+        for replica in &output.replicas {
+            prop_assert!(replica.kv_peak_blocks <= replica.kv_capacity_blocks);
+        }
+        // Every transfer delivered exactly one request's KV, once.
+        let moved = records.iter().filter(|r| r.transfer_end.is_some()).count();
+        prop_assert_eq!(output.transfers.durations_s.len(), moved);
+    }
+}
+
+/// The "time never goes back" check of the property tests can fail: a component scheduling an
+/// event in the past is caught by the engine (in the debug builds tests use).
+#[test]
+#[should_panic(expected = "before now")]
+fn scheduling_an_event_in_the_past_fails_the_run() {
+    use servesim::engine::{Component, Context, Simulation};
+    struct BackInTime;
+    impl Component<u32, ()> for BackInTime {
+        fn handle(&mut self, message: u32, ctx: &mut Context<'_, u32, ()>) {
+            if message == 0 {
+                let earlier = SimTime::from_nanos(ctx.now().as_nanos() - 1);
+                ctx.schedule_at(earlier, 1);
+            }
+        }
+    }
+    let mut sim = Simulation::new(());
+    let id = sim.add(Box::new(BackInTime));
+    sim.schedule(id, SimTime::from_nanos(10), 0);
+    sim.run(None, u64::MAX);
+}
+
 #[test]
 fn a_kv_pool_too_small_for_the_load_preempts_and_still_completes_every_request() {
     let text = Case {

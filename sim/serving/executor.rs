@@ -4,8 +4,9 @@
 //! With `stages` pipeline stages up to `stages` batches are in flight (vLLM's virtual
 //! engines); a batch enters stage s when it has left stage s−1 (plus the activation transfer)
 //! and stage s is free. A worker may own only a share of the devices' compute (semi-PD): it
-//! is then priced at that share of the peak FLOP/s, and at that share of the memory bandwidth
-//! while the replica's other worker is also busy. This module does not choose batches.
+//! is then priced at that share of the peak FLOP/s and at the memory bandwidth the other
+//! worker's batch in flight leaves (never less than its compute share). This module does not
+//! choose batches.
 
 use crate::cost::{CostModel, IterationCost, ResourceShare};
 use crate::engine::SimTime;
@@ -171,6 +172,8 @@ pub struct Executor {
     spare_members: Vec<Vec<(usize, u64)>>,
     /// Share of the devices' compute this worker owns.
     compute_share: f64,
+    /// Fraction of the devices' memory bandwidth the batch in flight uses.
+    bandwidth_in_use: f64,
 }
 
 impl Executor {
@@ -182,6 +185,7 @@ impl Executor {
             batches: VecDeque::new(),
             spare_members: Vec::new(),
             compute_share: 1.0,
+            bandwidth_in_use: 0.0,
         }
     }
 
@@ -228,20 +232,33 @@ impl Executor {
         batch
     }
 
-    /// Prices `shape` (the other worker of the replica busy or not) and sends `members`
-    /// through the stages from `now`; returns the cost and the times.
+    /// Fraction of the devices' memory bandwidth this worker's batch in flight uses (0 when
+    /// idle).
+    pub fn bandwidth_in_use(&self) -> f64 {
+        if self.busy() {
+            self.bandwidth_in_use
+        } else {
+            0.0
+        }
+    }
+
+    /// Prices `shape` while the replica's other worker uses `other_bandwidth` of the memory
+    /// bandwidth, and sends `members` through the stages from `now`; returns the cost and the
+    /// times. The batch gets the bandwidth the other leaves, but never less than this
+    /// worker's compute share of it.
     pub fn start(
         &mut self,
         now: SimTime,
         shape: &BatchShape,
         members: Vec<(usize, u64)>,
-        other_worker_busy: bool,
+        other_bandwidth: f64,
     ) -> (IterationCost, Started) {
         let share = ResourceShare {
             compute: self.compute_share,
-            memory_bandwidth: if other_worker_busy { self.compute_share } else { 1.0 },
+            memory_bandwidth: (1.0 - other_bandwidth).max(self.compute_share).min(1.0),
         };
         let cost = self.cost_model.iteration_shared(shape, share);
+        self.bandwidth_in_use = cost.memory_utilization * share.memory_bandwidth;
         let stages = self.stage_free_at.len();
         let mut ready = now;
         for stage in 0..stages {

@@ -301,11 +301,17 @@ impl Replica {
                 .collect(),
             _ => Vec::new(),
         };
-        let other_busy = self.workers.iter().enumerate().any(|(i, worker)| i != w && worker.executor.busy());
+        let other_bandwidth: f64 = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != w)
+            .map(|(_, worker)| worker.executor.bandwidth_in_use())
+            .sum();
         let sequences = members.len() as u32;
         let worker = &mut self.workers[w];
         let share = worker.executor.compute_share();
-        let (cost, started) = worker.executor.start(now, &shape, members, other_busy);
+        let (cost, started) = worker.executor.start(now, &shape, members, other_bandwidth);
         let power = account(&mut self.stats, self.role, &self.hardware, share, &shape, &cost);
         if w == 1 {
             self.window_decode.0 += cost.duration_ns as f64 * 1e-9;
