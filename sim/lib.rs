@@ -16,6 +16,7 @@ pub mod hardware;
 pub mod input;
 pub mod metrics;
 pub mod model;
+pub mod records;
 pub mod report;
 pub mod scenario;
 pub mod search;

@@ -8,7 +8,7 @@
 
 use crate::cost::{CostModel, Efficiency, ProfileEfficiency, RooflineCostModel};
 use crate::engine::{ComponentId, RunStats, SimTime, Simulation};
-use crate::metrics::Recorder;
+use crate::records::Recorder;
 use crate::scenario::{PoolPlan, PoolRole, ReplicaPlacement, RouterKind, Scenario};
 use crate::serving::{
     BlockPool, Executor, Handoff, IterationRecord, KvLayout, KvManager, LeastKvLoad, LeastOutstandingTokens, Msg,

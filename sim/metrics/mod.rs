@@ -1,19 +1,15 @@
-//! Per-request records and their aggregation into a summary.
+//! Aggregation of a run's records into a summary: distributions with one percentile rule,
+//! throughput, goodput, queue, KV occupancy, utilisation by pool and role, KV transfers,
+//! energy and cost.
 //!
-//! The [`Recorder`] is written by replicas as milestones happen (scheduled, token, finished,
-//! rejected, preempted). [`Summary`] is computed once, after the run, from the records and the
-//! components' counters. Nothing here influences the simulation.
+//! [`Summary`] is computed once, after the run, from the records (see `records`, re-exported
+//! here) and the components' counters. Nothing here influences the simulation.
 
-mod gaps;
-mod histogram;
 mod percentile;
-mod recorder;
 mod summary;
 
-pub use gaps::GapLog;
-pub use histogram::LogHistogram;
+pub use crate::records::{GapLog, LogHistogram, Recorder, RejectReason, RequestRecord, RequestStatus};
 pub use percentile::{Distribution, WeightedValues};
-pub use recorder::{Recorder, RejectReason, RequestRecord, RequestStatus};
 pub use summary::{
     DeviceSummary, DisaggregationSummary, EnergySummary, GoodputSummary, KvSummary, LatencySummary, QueueSummary,
     RequestCounts, RoleSummary, Slo, Summary, ThroughputSummary,

@@ -21,7 +21,7 @@ use crate::hardware::{bundled_scenario, Catalog, Dtype};
 use crate::input::YamlSource;
 use crate::metrics::Slo;
 use crate::model::ModelSpec;
-use crate::serving::RequestSpec;
+use crate::records::RequestSpec;
 use crate::topology::Fabric;
 use schema::ScenarioFile;
 use std::path::{Path, PathBuf};

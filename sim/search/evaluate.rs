@@ -6,8 +6,8 @@ use super::spec::{LatencyMetric, Objective, Plan, SearchSpec};
 use crate::cluster::simulate;
 use crate::error::Error;
 use crate::metrics::Summary;
+use crate::records::RequestSpec;
 use crate::scenario::{Overrides, Scenario};
-use crate::serving::RequestSpec;
 
 /// Why a plan was not simulated, grouped for the terminal and kept whole for the CSV.
 #[derive(Debug, Clone, PartialEq, Eq)]

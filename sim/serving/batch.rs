@@ -8,8 +8,8 @@
 
 use super::{KvManager, Lifecycle, Policy, Sequence};
 use crate::engine::SimTime;
-use crate::metrics::Recorder;
 use crate::model::BatchShape;
+use crate::records::Recorder;
 use std::collections::BinaryHeap;
 
 /// Batch and queue limits of a replica.

@@ -5,7 +5,7 @@
 use super::executor::{IterationRecord, Role};
 use super::RequestSpec;
 use crate::engine::{ComponentId, Context, SimTime};
-use crate::metrics::Recorder;
+use crate::records::Recorder;
 
 /// Index of a request in the workload.
 pub type RequestIndex = u32;

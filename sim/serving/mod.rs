@@ -6,7 +6,7 @@
 //! iteration's work, and [`Executor`]s that price batches with a cost model and pass them
 //! through the pipeline stages. A step reports how many tokens each sequence emitted. This
 //! module does not wire components together (that is `cluster`) nor aggregate metrics (that
-//! is `metrics`); it reports per-request milestones to a [`crate::metrics::Recorder`].
+//! is `metrics`); it reports per-request milestones to a [`crate::records::Recorder`].
 
 mod batch;
 mod controller;
@@ -37,19 +37,4 @@ pub use router::{
 };
 pub use sequence::{Lifecycle, Sequence, StepKind};
 
-use crate::engine::SimTime;
-
-/// One request as the workload describes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestSpec {
-    /// Identifier from the trace (row order) or generator.
-    pub id: u64,
-    /// Arrival time.
-    pub arrival: SimTime,
-    /// Prompt tokens.
-    pub input_tokens: u32,
-    /// Tokens to generate.
-    pub output_tokens: u32,
-    /// Priority class (lower is served first under the `priority` policy).
-    pub priority: i32,
-}
+pub use crate::records::RequestSpec;

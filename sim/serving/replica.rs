@@ -22,7 +22,7 @@ use super::messages::{
 };
 use super::{Lifecycle, Sequence};
 use crate::engine::{Component, ComponentId, SimTime};
-use crate::metrics::RejectReason;
+use crate::records::RejectReason;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Share of a decode replica's KV blocks kept free when granting reservations (vLLM's

@@ -13,8 +13,8 @@ pub use trace::{read_trace, TraceRow};
 use crate::engine::{secs_to_nanos, SimTime};
 use crate::error::{Error, Result};
 use crate::input::YamlSource;
+use crate::records::RequestSpec;
 use crate::scenario::schema::WorkloadSection;
-use crate::serving::RequestSpec;
 
 /// Latest arrival accepted, s (about 31.7 years): later ones are surely a unit mistake.
 pub const MAX_ARRIVAL_S: f64 = 1e9;

@@ -3,8 +3,8 @@
 use crate::engine::{secs_to_nanos, stream_rng, SimRng, SimTime};
 use crate::error::Result;
 use crate::input::YamlSource;
+use crate::records::RequestSpec;
 use crate::scenario::schema::{ArrivalSection, LengthSection, SyntheticSection, TraceField};
-use crate::serving::RequestSpec;
 use rand::Rng;
 use rand_distr::{Distribution, Exp, Gamma, LogNormal};
 

@@ -1,8 +1,8 @@
 //! Per-request milestones as the simulation produces them.
 
+use super::RequestSpec;
 use super::{GapLog, LogHistogram};
 use crate::engine::SimTime;
-use crate::serving::RequestSpec;
 use std::fmt;
 
 /// How a request ended.
