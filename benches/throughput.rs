@@ -34,19 +34,34 @@ fn engine_benchmark(events: u64) -> f64 {
     sim.stats().events_delivered as f64 / wall
 }
 
-fn scenario_benchmark(scenario: &Path) -> String {
+/// Runs `scenario` three times; returns the statistics line of the fastest run and its
+/// simulation wall time (servesim prints both on stderr).
+fn scenario_benchmark(scenario: &Path) -> (String, f64) {
     let out = std::env::temp_dir().join(format!("servesim-bench-{}", std::process::id()));
-    let output = Command::new(env!("CARGO_BIN_EXE_servesim"))
-        .arg("run")
-        .arg(scenario)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("servesim runs");
-    let _ = std::fs::remove_dir_all(&out);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{}: {stderr}", scenario.display());
-    stderr.lines().find(|l| l.starts_with("simulated")).unwrap_or("no statistics line").to_string()
+    let mut best: Option<(String, f64)> = None;
+    for _ in 0..3 {
+        let output = Command::new(env!("CARGO_BIN_EXE_servesim"))
+            .arg("run")
+            .arg(scenario)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("servesim runs");
+        let _ = std::fs::remove_dir_all(&out);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{}: {stderr}", scenario.display());
+        let line = stderr.lines().find(|l| l.starts_with("simulated")).unwrap_or("no statistics line").to_string();
+        let wall: f64 = line
+            .split(" in ")
+            .nth(1)
+            .and_then(|rest| rest.split(" s wall").next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::INFINITY);
+        if best.as_ref().is_none_or(|(_, w)| wall < *w) {
+            best = Some((line, wall));
+        }
+    }
+    best.expect("three runs")
 }
 
 fn main() {
@@ -88,11 +103,21 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     let _ = std::fs::remove_dir_all(&out);
+    let mut walls = std::collections::BTreeMap::new();
     for scenario in [
         "benches/scenarios/azure-conv-full.yaml",
         "benches/scenarios/synthetic-1m.yaml",
         "benches/scenarios/cluster-8-replicas.yaml",
+        "benches/scenarios/dgx4-llama2-70b-colocated.yaml",
+        "benches/scenarios/dgx4-llama2-70b-2p2d.yaml",
     ] {
-        println!("{scenario}: {}", scenario_benchmark(&root.join(scenario)));
+        let (line, wall) = scenario_benchmark(&root.join(scenario));
+        println!("{scenario}: {line}");
+        walls.insert(scenario, wall);
     }
+    println!(
+        "2P+2D vs colocated wall time: {:.2}× (issue bound 1.5×)",
+        walls["benches/scenarios/dgx4-llama2-70b-2p2d.yaml"]
+            / walls["benches/scenarios/dgx4-llama2-70b-colocated.yaml"]
+    );
 }

@@ -140,11 +140,7 @@ impl<M: 'static, S: 'static> Simulation<M, S> {
     /// Delivers the next event; returns its time, or None when nothing is pending or the next
     /// event lies beyond `until`.
     pub fn step(&mut self, until: Option<SimTime>) -> Option<SimTime> {
-        let next = self.queue.peek_time()?;
-        if until.is_some_and(|limit| next > limit) {
-            return None;
-        }
-        let Scheduled { time, target, message, .. } = self.queue.pop().expect("peeked event exists");
+        let Scheduled { time, target, message, .. } = self.queue.pop_due(until)?;
         debug_assert!(time >= self.stats.end_time, "time went backwards");
         self.stats.end_time = time;
         self.stats.events_delivered += 1;

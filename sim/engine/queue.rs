@@ -24,24 +24,42 @@ pub enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventId(pub u64);
 
+/// Bit of the packed order key that holds the phase (above every sequence number).
+const LATE_BIT: u64 = 1 << 63;
+
 /// An event together with its delivery time, tie-break and target.
 #[derive(Debug)]
 pub struct Scheduled<M> {
     /// When the event is due.
     pub time: SimTime,
-    /// Phase within the instant.
-    pub phase: Phase,
-    /// Insertion order; unique within one queue.
-    pub sequence: u64,
+    /// Phase and insertion order packed into one key (`LATE_BIT` set for late events), so
+    /// ordering compares two integers.
+    order: u64,
     /// The component it is delivered to.
     pub target: ComponentId,
     /// The payload.
     pub message: M,
 }
 
+impl<M> Scheduled<M> {
+    /// Insertion order; unique within one queue.
+    pub fn sequence(&self) -> u64 {
+        self.order & !LATE_BIT
+    }
+
+    /// Phase within the instant.
+    pub fn phase(&self) -> Phase {
+        if self.order & LATE_BIT == 0 {
+            Phase::Normal
+        } else {
+            Phase::Late
+        }
+    }
+}
+
 impl<M> PartialEq for Scheduled<M> {
     fn eq(&self, other: &Self) -> bool {
-        self.sequence == other.sequence
+        self.order == other.order
     }
 }
 impl<M> Eq for Scheduled<M> {}
@@ -53,7 +71,7 @@ impl<M> PartialOrd for Scheduled<M> {
 impl<M> Ord for Scheduled<M> {
     fn cmp(&self, other: &Self) -> Ordering {
         // BinaryHeap is a max-heap: reverse so the earliest key is on top.
-        (other.time, other.phase, other.sequence).cmp(&(self.time, self.phase, self.sequence))
+        (other.time, other.order).cmp(&(self.time, self.order))
     }
 }
 
@@ -91,7 +109,8 @@ impl<M> EventQueue<M> {
         let time = time.max(self.now);
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        self.heap.push(Scheduled { time, phase, sequence, target, message });
+        let order = if phase == Phase::Late { sequence | LATE_BIT } else { sequence };
+        self.heap.push(Scheduled { time, order, target, message });
         EventId(sequence)
     }
 
@@ -106,7 +125,24 @@ impl<M> EventQueue<M> {
     pub fn pop(&mut self) -> Option<Scheduled<M>> {
         loop {
             let event = self.heap.pop()?;
-            if !self.cancelled.is_empty() && self.cancelled.remove(&event.sequence) {
+            if !self.cancelled.is_empty() && self.cancelled.remove(&event.sequence()) {
+                continue;
+            }
+            self.now = event.time;
+            return Some(event);
+        }
+    }
+
+    /// Removes and returns the earliest event that was not cancelled if it is due by `until`
+    /// (always when `until` is None), advancing `now` to it.
+    pub fn pop_due(&mut self, until: Option<SimTime>) -> Option<Scheduled<M>> {
+        loop {
+            let top = self.heap.peek()?;
+            if until.is_some_and(|limit| top.time > limit) {
+                return None;
+            }
+            let event = self.heap.pop().expect("peeked event exists");
+            if !self.cancelled.is_empty() && self.cancelled.remove(&event.sequence()) {
                 continue;
             }
             self.now = event.time;
@@ -118,8 +154,8 @@ impl<M> EventQueue<M> {
     /// live one, which is never earlier).
     pub fn peek_time(&mut self) -> Option<SimTime> {
         while let Some(top) = self.heap.peek() {
-            if !self.cancelled.is_empty() && self.cancelled.contains(&top.sequence) {
-                let sequence = top.sequence;
+            if !self.cancelled.is_empty() && self.cancelled.contains(&top.sequence()) {
+                let sequence = top.sequence();
                 self.heap.pop();
                 self.cancelled.remove(&sequence);
                 continue;
@@ -132,7 +168,7 @@ impl<M> EventQueue<M> {
     /// Whether a live normal-phase event is due at `now`.
     pub fn has_normal_now(&mut self) -> bool {
         self.peek_time();
-        self.heap.peek().is_some_and(|top| top.time == self.now && top.phase == Phase::Normal)
+        self.heap.peek().is_some_and(|top| top.time == self.now && top.phase() == Phase::Normal)
     }
 
     /// Number of pending events (cancelled ones included until they are skipped).
