@@ -82,6 +82,9 @@ impl NodeProfile {
         known_link: &dyn Fn(&str) -> bool,
     ) -> Result<Self> {
         let node: NodeProfile = source.parse()?;
+        if node.devices.is_empty() {
+            return Err(source.error("devices", "list at least one device group (group, device, count)"));
+        }
         let mut groups = BTreeMap::new();
         for (index, group) in node.devices.iter().enumerate() {
             let field = format!("devices[{index}]");
