@@ -32,7 +32,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Seed for every random stream (overrides the file's `seed`).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         seed: Option<u64>,
         /// Print nothing but errors.
         #[arg(long, short)]
@@ -44,7 +44,7 @@ enum Command {
         #[arg(long)]
         trace: bool,
         /// Keep only trace events overlapping START..END seconds (implies --trace).
-        #[arg(long, value_name = "START..END")]
+        #[arg(long, value_name = "START..END", allow_hyphen_values = true)]
         trace_window: Option<String>,
     },
     /// Re-draw the plots of a run, sweep or search output folder without simulating.
@@ -58,7 +58,12 @@ enum Command {
         /// Scenario YAML file (default: the bundled quickstart).
         scenario: Option<PathBuf>,
         /// Load multipliers: 2 replays the workload twice as fast.
-        #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75,1,1.25,1.5,1.75,2")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            allow_hyphen_values = true,
+            default_value = "0.25,0.5,0.75,1,1.25,1.5,1.75,2"
+        )]
         loads: Vec<f64>,
         /// Output folder (default: reports/sweep-<scenario name>).
         #[arg(long)]
@@ -90,11 +95,11 @@ enum Command {
         out: Option<PathBuf>,
         /// Worker threads (default and maximum: the machine's cores); results do not depend on
         /// it.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         threads: Option<usize>,
         /// Evaluate only shard I of N (plan i belongs to shard i mod N), for job arrays;
         /// combine the shards' folders with `servesim merge`.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         shard: Option<String>,
         /// Refuse specs with more plans than this.
         #[arg(long, default_value_t = DEFAULT_MAX_PLANS)]

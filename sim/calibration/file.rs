@@ -5,9 +5,17 @@
 use super::CollectiveCurve;
 use crate::cost::FittedEfficiency;
 use crate::error::Result;
+use crate::hardware::OVERHEAD_US;
 use crate::input::YamlSource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// Fitted fractions of peak (attention, streaming bandwidth).
+const EFFICIENCY: (f64, f64) = (1e-4, 1.0);
+/// Largest log2 of an operator size or message size on a curve.
+const LOG2_SIZE_MAX: f64 = 128.0;
+/// Largest curve value (collective curves are relative to the topology model and may exceed 1).
+const CURVE_MAX: f64 = 1e3;
 
 /// A device calibration.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -50,14 +58,42 @@ impl Calibration {
                 );
             }
         }
-        let all_points = std::iter::once(&calibration.efficiency.gemm_by_log2_flops)
-            .chain(calibration.efficiency.memory_by_log2_bytes.values())
-            .chain(calibration.collectives.iter().map(|c| &c.efficiency_by_log2_bytes))
-            .flat_map(|c| c.points.iter());
-        for (x, y) in all_points {
-            if !x.is_finite() || !y.is_finite() || *y <= 0.0 {
-                return Err(source
-                    .error("efficiency", format!("curve point ({x}, {y}) must be finite with a positive efficiency")));
+        let efficiency = &calibration.efficiency;
+        // Fractions of the profile's peaks, as the device profile's own factors are.
+        source.check_range("efficiency.attention", efficiency.attention, EFFICIENCY, "")?;
+        source.check_range("efficiency.streaming_bandwidth", efficiency.streaming_bandwidth, EFFICIENCY, "")?;
+        source.check_range("efficiency.kernel_overhead_us", efficiency.kernel_overhead_us, OVERHEAD_US, " µs")?;
+        let curves =
+            std::iter::once(("efficiency.gemm_by_log2_flops".to_string(), &efficiency.gemm_by_log2_flops))
+                .chain(
+                    efficiency
+                        .memory_by_log2_bytes
+                        .iter()
+                        .map(|(name, c)| (format!("efficiency.memory_by_log2_bytes.{name}"), c)),
+                )
+                .chain(
+                    calibration.collectives.iter().enumerate().map(|(i, c)| {
+                        (format!("collectives[{i}].efficiency_by_log2_bytes"), &c.efficiency_by_log2_bytes)
+                    }),
+                );
+        for (field, curve) in curves {
+            let mut last = f64::NEG_INFINITY;
+            for (i, &(x, y)) in curve.points.iter().enumerate() {
+                let valid = x.is_finite()
+                    && x > last
+                    && (0.0..=LOG2_SIZE_MAX).contains(&x)
+                    && y.is_finite()
+                    && y > 0.0
+                    && y <= CURVE_MAX;
+                if !valid {
+                    return Err(source.error(
+                        &format!("{field}.points[{i}]"),
+                        format!(
+                            "curve point ({x}, {y}) must have a log2 size in 0..={LOG2_SIZE_MAX}, above the previous point's, and an efficiency in (0, {CURVE_MAX}]"
+                        ),
+                    ));
+                }
+                last = x;
             }
         }
         Ok(calibration)

@@ -5,7 +5,7 @@
 
 use super::median_absolute_percentage_error;
 use crate::cost::Curve;
-use crate::error::{read_text, uncompressed_name, Error, Result};
+use crate::error::{csv_error, read_text, uncompressed_name, Error, Location, Result};
 use crate::hardware::{LinkProfile, NodeProfile};
 use crate::topology::{Affine, CollectiveCost, Fabric};
 use serde::{Deserialize, Serialize};
@@ -54,26 +54,31 @@ pub fn read_vidur_network(dir: &Path) -> Result<Vec<NetworkSample>> {
         let text = read_text(&path)?;
         let file = path.display().to_string();
         let mut reader = csv::Reader::from_reader(text.as_bytes());
-        let headers = reader.headers().map_err(|e| Error::in_file(&file, e.to_string()))?.clone();
+        let headers = reader.headers().map_err(|e| csv_error(&file, &e))?.clone();
         let column = |name: &str| headers.iter().position(|h| h == name);
         let (Some(workers), Some(per_node), Some(size), Some(collective)) =
             (column("num_workers"), column("devices_per_node"), column("size"), column("collective"))
         else {
-            return Err(Error::in_file(
-                &file,
-                "not a Vidur network profile (needs num_workers, devices_per_node, size, collective)",
+            return Err(Error::at(
+                Location { file: file.clone(), line: Some(1), field: None },
+                "not a Vidur network profile: the header needs the columns num_workers, devices_per_node, size and collective",
             ));
         };
         for record in reader.records() {
-            let record = record.map_err(|e| Error::in_file(&file, format!("malformed row: {e}")))?;
+            let record = record.map_err(|e| csv_error(&file, &e))?;
             let name = record.get(collective).unwrap_or_default().to_string();
             let median = headers.iter().position(|h| h == format!("time_stats.{name}.median"));
             let number = |i: Option<usize>| i.and_then(|i| record.get(i)).and_then(|v| v.parse::<f64>().ok());
             let (Some(w), Some(d), Some(elements), Some(ms)) =
                 (number(Some(workers)), number(Some(per_node)), number(Some(size)), number(median))
             else {
-                let line = record.position().map_or(0, |p| p.line());
-                return Err(Error::in_file(&file, format!("row {line}: missing or non-numeric values")));
+                let line = record.position().map(|p| p.line() as usize);
+                return Err(Error::at(
+                    Location { file: file.clone(), line, field: None },
+                    format!(
+                        "missing or non-numeric values (num_workers, devices_per_node, size and time_stats.{name}.median must be numbers)"
+                    ),
+                ));
             };
             if w < 1.0 || d < 1.0 || ms <= 0.0 {
                 continue;

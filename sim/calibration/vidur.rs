@@ -2,7 +2,7 @@
 //! Vidur, plain or gzipped): one row per (num_tokens, tensor-parallel degree) with
 //! `time_stats.<op>.median` in ms.
 
-use crate::error::{read_text, Error, Location, Result};
+use crate::error::{csv_error, read_text, Error, Location, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -37,8 +37,9 @@ pub struct VidurModelShape {
 }
 
 impl VidurModelShape {
-    /// A one-layer model of this shape, enough to size its operators.
-    pub fn model(&self) -> crate::model::ModelSpec {
+    /// A one-layer model of this shape, enough to size its operators; an error (naming the
+    /// Vidur column at fault) when the shape is not a model servesim can size.
+    pub fn model(&self) -> Result<crate::model::ModelSpec, (String, String)> {
         let config = format!(
             r#"{{"model_type":"vidur","hidden_size":{},"num_hidden_layers":1,"num_attention_heads":{},"num_key_value_heads":{},"intermediate_size":{},"vocab_size":{},"hidden_act":"{}"}}"#,
             self.hidden_size,
@@ -48,17 +49,33 @@ impl VidurModelShape {
             self.vocab_size,
             if self.gated_mlp { "silu" } else { "gelu" }
         );
-        crate::model::ModelSpec::from_hf_config("vidur-profiled", "vidur row", &config)
-            .expect("profiled shapes are valid")
+        crate::model::ModelSpec::from_hf_config("vidur-profiled", "vidur row", &config).map_err(|error| {
+            let (field, message) = match error {
+                Error::Input { location, message } => (location.field.unwrap_or_default(), message),
+                other => (String::new(), other.to_string()),
+            };
+            // The config fields this shape fills, by the Vidur columns they come from.
+            let column = match field.as_str() {
+                "num_attention_heads" => "n_head",
+                "num_key_value_heads" => "n_kv_head",
+                "hidden_size" | "head_dim" => "n_embd",
+                "intermediate_size" => "n_expanded_embd",
+                other => other,
+            };
+            (column.to_string(), message)
+        })
     }
 }
+
+/// Most tokens of one profiled batch accepted (Vidur profiles up to a few thousand).
+const MAX_PROFILED_TOKENS: u64 = 1 << 24;
 
 /// Reads a Vidur compute profile (`.gz` files are decompressed).
 pub fn read_vidur_compute(path: &Path) -> Result<Vec<VidurComputeRow>> {
     let text = read_text(path)?;
     let file = path.display().to_string();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| Error::in_file(&file, format!("cannot read the header: {e}")))?.clone();
+    let headers = reader.headers().map_err(|e| csv_error(&file, &e))?.clone();
     let column = |name: &str| {
         headers.iter().position(|h| h == name).ok_or_else(|| {
             Error::at(Location { file: file.clone(), line: Some(1), field: Some(name.into()) }, "column missing")
@@ -77,8 +94,9 @@ pub fn read_vidur_compute(path: &Path) -> Result<Vec<VidurComputeRow>> {
         })
         .collect();
     let mut rows = Vec::new();
+    let mut models = BTreeMap::new();
     for record in reader.records() {
-        let record = record.map_err(|e| Error::in_file(&file, format!("malformed row: {e}")))?;
+        let record = record.map_err(|e| csv_error(&file, &e))?;
         let line = record.position().map_or(0, |p| p.line()) as usize;
         let number = |index: usize, name: &str| -> Result<f64> {
             record.get(index).and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite()).ok_or_else(|| {
@@ -103,18 +121,32 @@ pub fn read_vidur_compute(path: &Path) -> Result<Vec<VidurComputeRow>> {
             vocab_size: dims[4],
             gated_mlp: record.get(gated_column).is_some_and(|v| v.eq_ignore_ascii_case("true")),
         };
-        if shape.heads == 0 || shape.kv_heads == 0 || shape.heads % shape.kv_heads != 0 || shape.hidden_size == 0 {
-            return Err(Error::at(
-                Location { file: file.clone(), line: Some(line), field: Some("n_head".into()) },
-                "inconsistent model shape",
-            ));
+        let at = |column: &str| Location { file: file.clone(), line: Some(line), field: Some(column.to_string()) };
+        if let std::collections::btree_map::Entry::Vacant(entry) = models.entry(shape) {
+            entry.insert(shape.model().map_err(|(column, message)| {
+                Error::at(at(&column), format!("the profiled model's shape is not one servesim can size: {message}"))
+            })?);
         }
-        rows.push(VidurComputeRow {
-            num_tokens: number(tokens_column, "num_tokens")? as u64,
-            tensor_parallel: number(tp_column, "num_tensor_parallel_workers")? as u64,
-            median_s,
-            shape,
-        });
+        let whole = |name: &str, index: usize, max: u64| -> Result<u64> {
+            let value = number(index, name)?;
+            if value.fract() == 0.0 && (1.0..=max as f64).contains(&value) {
+                Ok(value as u64)
+            } else {
+                Err(Error::at(at(name), format!("expected a whole number in 1..={max}, found {value}")))
+            }
+        };
+        let num_tokens = whole("num_tokens", tokens_column, MAX_PROFILED_TOKENS)?;
+        let tensor_parallel = whole("num_tensor_parallel_workers", tp_column, 1 << 12)?;
+        crate::model::Parallelism::new(tensor_parallel, 1)
+            .check(&models[&shape])
+            .map_err(|(_, message)| Error::at(at("num_tensor_parallel_workers"), message))?;
+        rows.push(VidurComputeRow { num_tokens, tensor_parallel, median_s, shape });
+    }
+    if rows.is_empty() {
+        return Err(Error::at(
+            Location { file, line: Some(1), field: None },
+            "no measurements: the file has a header but no rows",
+        ));
     }
     Ok(rows)
 }

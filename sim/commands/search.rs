@@ -125,7 +125,17 @@ pub struct MergeOptions {
 pub fn merge(options: &MergeOptions) -> Result<()> {
     let spec = SearchSpec::load(&options.spec, options.max_plans)?;
     let mut rows = Vec::new();
+    // Plan index → the file that gave it, so a plan given twice (a shard named twice, or
+    // overlapping shards) is refused rather than silently dropped.
+    let mut given: std::collections::BTreeMap<u64, PathBuf> = std::collections::BTreeMap::new();
     for dir in &options.shards {
+        if !dir.is_dir() {
+            let why = if dir.exists() { "is not a folder" } else { "folder not found" };
+            return Err(Error::in_file(
+                dir.display().to_string(),
+                format!("{why}: give the output folders of `servesim search --shard I/N`"),
+            ));
+        }
         let path = dir.join("rows.csv");
         if !path.is_file() {
             return Err(Error::in_file(
@@ -133,7 +143,19 @@ pub fn merge(options: &MergeOptions) -> Result<()> {
                 "holds no rows.csv: give the output folders of `servesim search --shard I/N`",
             ));
         }
-        rows.extend(read_rows(&path, &spec)?);
+        for row in read_rows(&path, &spec)? {
+            if let Some(earlier) = given.insert(row.plan.index, path.clone()) {
+                return Err(Error::in_file(
+                    path.display().to_string(),
+                    format!(
+                        "plan {} is also in {}: was a shard given twice? give each shard's folder once",
+                        row.plan.index,
+                        earlier.display()
+                    ),
+                ));
+            }
+            rows.push(row);
+        }
     }
     let folder = OutputFolder::claim(&options.out, OutputKind::Search)?;
     let outputs = finalize(&spec, rows)?;

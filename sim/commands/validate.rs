@@ -17,12 +17,14 @@ pub enum InputKind {
     SearchSpec,
 }
 
-/// Tells a scenario from a search spec. The file is parsed as YAML first, so a syntax error is
-/// reported as such (with its line), never as a complaint about the other kind's fields.
+/// Tells a scenario from a search spec by its top-level keys, as the line index read them:
+/// without expanding aliases, and up to a syntax error if the file has one. The loader of the
+/// kind found then reports the file's first problem, exactly as `run` or `search` would (a
+/// spec whose syntax error comes before `base:` and `axes:` is read as a scenario, whose
+/// loader meets that syntax error).
 pub fn detect(path: &Path) -> Result<InputKind> {
     let source = YamlSource::from_file(path)?;
-    let document: crate::input::YamlValue = source.parse()?;
-    let is_search = document.get("axes").is_some() || document.get("base").is_some();
+    let is_search = source.has_field("axes") || source.has_field("base");
     Ok(if is_search { InputKind::SearchSpec } else { InputKind::Scenario })
 }
 

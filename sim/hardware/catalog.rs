@@ -78,7 +78,7 @@ impl Catalog {
     ) -> Result<crate::calibration::Calibration> {
         let source = if is_path(reference) {
             let path = scenario.resolve(reference);
-            YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?
+            YamlSource::from_file(&path).map_err(|e| scenario.file_error(field, e))?
         } else {
             let Some((name, text)) = BUNDLED_CALIBRATIONS.iter().find(|(name, _)| *name == reference) else {
                 return Err(scenario.error(
@@ -117,7 +117,7 @@ impl Catalog {
                     ));
                 }
             }
-            let text = crate::error::read_text(&path).map_err(|e| scenario.error(field, e.to_string()))?;
+            let text = crate::error::read_text(&path).map_err(|e| scenario.file_error(field, e))?;
             let name = path
                 .parent()
                 .and_then(|p| p.file_name())
@@ -157,7 +157,7 @@ fn resolve<T: Clone>(
 ) -> Result<T> {
     if is_path(reference) {
         let path = scenario.resolve(reference);
-        let source = YamlSource::from_file(&path).map_err(|e| scenario.error(field, e.to_string()))?;
+        let source = YamlSource::from_file(&path).map_err(|e| scenario.file_error(field, e))?;
         return parse(&source);
     }
     bundled.get(reference).cloned().ok_or_else(|| {

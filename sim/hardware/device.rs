@@ -160,6 +160,23 @@ pub struct DvfsPoint {
     pub max_w: Positive,
 }
 
+// Accepted ranges: far beyond any real device either way, yet narrow enough that every
+// duration derived from a profile (an iteration, a transfer) fits the u64-nanosecond clock.
+/// Peak compute, TFLOP/s: 1 MFLOP/s to 1 EFLOP/s.
+pub const PEAK_TFLOPS: (f64, f64) = (1e-6, 1e6);
+/// Memory capacity, GiB: 1 KiB to 1 PiB.
+pub const CAPACITY_GIB: (f64, f64) = (1e-6, 1e6);
+/// Bandwidth, GB/s: 1 MB/s to 1 PB/s (also for links).
+pub const BANDWIDTH_GBS: (f64, f64) = (1e-3, 1e6);
+/// Fixed overheads and latencies, µs: at most 1 s (also for links and host launch costs).
+pub const OVERHEAD_US: (f64, f64) = (0.0, 1e6);
+/// Power, W.
+pub const POWER_W: (f64, f64) = (0.0, 1e6);
+/// Price, USD per device-hour.
+pub const PRICE_PER_HOUR_USD: (f64, f64) = (0.0, 1e6);
+/// DVFS clock ratio: compute peaks scale with it.
+pub const CLOCK_RATIO: (f64, f64) = (0.01, 1.0);
+
 /// One device profile as read from `hardware-profiles/devices/*.yaml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -227,6 +244,18 @@ impl DeviceProfile {
                 ));
             }
             last = activity;
+        }
+        for (dtype, tflops) in &self.compute.peak_tflops {
+            source.check_range(&format!("compute.peak_tflops.{dtype}"), tflops.get(), PEAK_TFLOPS, " TFLOP/s")?;
+        }
+        source.check_range("memory.capacity_gib", self.memory.capacity_gib.get(), CAPACITY_GIB, " GiB")?;
+        source.check_range("memory.bandwidth_gbs", self.memory.bandwidth_gbs.get(), BANDWIDTH_GBS, " GB/s")?;
+        source.check_range("overheads.kernel_launch_us", self.overheads.kernel_launch_us.get(), OVERHEAD_US, " µs")?;
+        source.check_range("overheads.iteration_us", self.overheads.iteration_us.get(), OVERHEAD_US, " µs")?;
+        source.check_range("power.max_w", self.power.max_w.get(), POWER_W, " W")?;
+        source.check_range("price_per_hour_usd", self.price_per_hour_usd.get(), PRICE_PER_HOUR_USD, " USD/h")?;
+        for (i, point) in self.power.dvfs.iter().enumerate() {
+            source.check_range(&format!("power.dvfs[{i}].clock_ratio"), point.clock_ratio.get(), CLOCK_RATIO, "")?;
         }
         let mut numeric: Vec<String> =
             self.compute.peak_tflops.keys().map(|d| format!("compute.peak_tflops.{d}")).collect();

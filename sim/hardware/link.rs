@@ -50,6 +50,13 @@ impl LinkProfile {
     /// Parses and checks a link profile.
     pub fn from_source(source: &YamlSource) -> Result<Self> {
         let profile: LinkProfile = source.parse()?;
+        source.check_range(
+            "bandwidth_gbs_per_direction",
+            profile.bandwidth_gbs_per_direction.get(),
+            super::device::BANDWIDTH_GBS,
+            " GB/s",
+        )?;
+        source.check_range("latency_us", profile.latency_us.get(), super::device::OVERHEAD_US, " µs")?;
         let numeric = ["bandwidth_gbs_per_direction", "latency_us"].map(String::from);
         check_sources(source, &profile.sources, &numeric)?;
         Ok(profile)

@@ -13,7 +13,10 @@ pub use catalog::{
     bundled_scenario, Catalog, BUNDLED_CALIBRATIONS, BUNDLED_DEVICES, BUNDLED_LINKS, BUNDLED_MODELS, BUNDLED_NODES,
     BUNDLED_SCENARIOS,
 };
-pub use device::{ComputeSpec, DeviceKind, DeviceProfile, Dtype, DvfsPoint, MemorySpec, Overheads, PowerSpec};
+pub use device::{
+    ComputeSpec, DeviceKind, DeviceProfile, Dtype, DvfsPoint, MemorySpec, Overheads, PowerSpec, BANDWIDTH_GBS,
+    OVERHEAD_US,
+};
 pub use link::{LinkKind, LinkProfile};
 pub use node::{DeviceGroup, Interconnect, NodeProfile, ScaleOut, Topology};
 

@@ -73,6 +73,9 @@ pub struct NodeProfile {
     pub sources: BTreeMap<String, String>,
 }
 
+/// Most devices one node profile may hold (a cluster holds at most 2^20 devices in all).
+pub const MAX_DEVICES_PER_NODE: u64 = 1 << 20;
+
 impl NodeProfile {
     /// Parses and checks a node profile: groups are unique, interconnects name existing groups,
     /// and every device and link name is known to `known_device`/`known_link`.
@@ -82,9 +85,21 @@ impl NodeProfile {
         known_link: &dyn Fn(&str) -> bool,
     ) -> Result<Self> {
         let node: NodeProfile = source.parse()?;
+        if node.devices.is_empty() {
+            return Err(source.error("devices", "list at least one device group (group, device, count)"));
+        }
         let mut groups = BTreeMap::new();
         for (index, group) in node.devices.iter().enumerate() {
             let field = format!("devices[{index}]");
+            if group.count.get() > MAX_DEVICES_PER_NODE {
+                return Err(source.error(
+                    &format!("{field}.count"),
+                    format!(
+                        "{} devices in one node is more than servesim builds (at most {MAX_DEVICES_PER_NODE} per node); describe a rack or pod as several nodes",
+                        group.count
+                    ),
+                ));
+            }
             if groups.insert(group.group.as_str(), index).is_some() {
                 return Err(
                     source.error(&format!("{field}.group"), format!("group {:?} is defined twice", group.group))

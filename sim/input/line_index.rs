@@ -9,6 +9,7 @@ use yaml_rust2::scanner::Marker;
 pub struct LineIndex {
     lines: BTreeMap<String, usize>,
     duplicates: Vec<(String, usize)>,
+    second_document: Option<usize>,
 }
 
 enum Frame {
@@ -81,8 +82,18 @@ impl LineIndex {
     pub fn build(text: &str) -> Self {
         let mut builder = Builder { stack: Vec::new(), lines: BTreeMap::new(), duplicates: Vec::new() };
         let mut parser = Parser::new_from_str(text);
-        let _ = parser.load(&mut builder, false);
-        LineIndex { lines: builder.lines, duplicates: builder.duplicates }
+        // Only the first document is indexed (servesim reads one); the next event tells
+        // whether another one follows.
+        let second_document = match parser.load(&mut builder, false).and_then(|()| parser.peek()) {
+            Ok((Event::DocumentStart, mark)) => Some(mark.line()),
+            _ => None,
+        };
+        LineIndex { lines: builder.lines, duplicates: builder.duplicates, second_document }
+    }
+
+    /// The line where a second document starts, if the text has one.
+    pub fn second_document(&self) -> Option<usize> {
+        self.second_document
     }
 
     /// The line of exactly `path`, if the text has it.

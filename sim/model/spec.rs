@@ -118,9 +118,20 @@ impl ModelSpec {
                 format!("{attention_heads} attention heads are not a multiple of {kv_heads} key/value heads"),
             ));
         }
+        if config.head_dim.is_none() && hidden_size % attention_heads != 0 {
+            return Err(Error::at(
+                Location { file: origin.to_string(), line: None, field: Some("hidden_size".into()) },
+                format!(
+                    "hidden_size {hidden_size} is not a multiple of num_attention_heads {attention_heads}, so the head size is unknown; give `head_dim`"
+                ),
+            ));
+        }
         let head_dim = positive("head_dim", Some(config.head_dim.unwrap_or(hidden_size / attention_heads)))?;
         let intermediate_size =
             positive("intermediate_size", Some(config.intermediate_size.unwrap_or(4 * hidden_size)))?;
+        // Published models reach 10M tokens (Llama 4 Scout); 2^24 leaves room.
+        let max_context_tokens =
+            bounded("max_position_embeddings", Some(config.max_position_embeddings.unwrap_or(4096)), 1 << 24)?;
         let architecture = config.model_type.clone().unwrap_or_else(|| {
             config.architectures.as_ref().and_then(|a| a.first().cloned()).unwrap_or_else(|| "unknown".into())
         });
@@ -186,7 +197,7 @@ impl ModelSpec {
             head_dim,
             intermediate_size,
             vocab_size,
-            max_context_tokens: config.max_position_embeddings.unwrap_or(4096),
+            max_context_tokens,
             tied_embeddings: config.tie_word_embeddings.unwrap_or(false),
             gated_mlp,
             moe,

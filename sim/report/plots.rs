@@ -6,7 +6,7 @@
 //! re-plots without simulating again. Empty data gives a plot that says so, never a panic.
 
 use super::folder::{Manifest, OutputKind, MANIFEST};
-use crate::error::{read_text, Error, Result};
+use crate::error::{csv_error, read_text, Error, Location, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -52,11 +52,12 @@ fn plot_error(path: &Path, error: Box<dyn StdError>) -> Error {
 /// A CSV file as rows of column → value.
 fn read_table(path: &Path) -> Result<Vec<BTreeMap<String, String>>> {
     let text = read_text(path)?;
+    let file = path.display().to_string();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| Error::in_file(path.display().to_string(), e.to_string()))?.clone();
+    let headers = reader.headers().map_err(|e| csv_error(&file, &e))?.clone();
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| Error::in_file(path.display().to_string(), e.to_string()))?;
+        let record = record.map_err(|e| csv_error(&file, &e))?;
         rows.push(headers.iter().zip(record.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect());
     }
     Ok(rows)
@@ -99,12 +100,14 @@ fn read_timeline(path: &Path) -> Result<Vec<Batch>> {
     let file = path.display().to_string();
     let text = read_text(path)?;
     let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| Error::in_file(&file, e.to_string()))?.clone();
+    let headers = reader.headers().map_err(|e| csv_error(&file, &e))?.clone();
     let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| Error::in_file(&file, format!("column `{name}` is missing")))
+        headers.iter().position(|h| h == name).ok_or_else(|| {
+            Error::at(
+                Location { file: file.clone(), line: Some(1), field: None },
+                format!("column `{name}` is missing"),
+            )
+        })
     };
     let columns = [
         column("replica")?,
@@ -122,7 +125,7 @@ fn read_timeline(path: &Path) -> Result<Vec<Batch>> {
     ];
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
-    while reader.read_record(&mut record).map_err(|e| Error::in_file(&file, e.to_string()))? {
+    while reader.read_record(&mut record).map_err(|e| csv_error(&file, &e))? {
         let v: Vec<f64> = columns.iter().map(|&c| record.get(c).and_then(|x| x.parse().ok()).unwrap_or(0.0)).collect();
         rows.push(Batch {
             replica: v[0] as u64,
@@ -374,8 +377,12 @@ where
 
 /// Draws every plot of a run folder (requests.csv, summary.json, and timeline.csv if present).
 pub fn plot_run(dir: &Path) -> Result<Vec<PathBuf>> {
-    let summary: serde_json::Value = serde_json::from_str(&read_text(&dir.join("summary.json"))?)
-        .map_err(|e| Error::in_file(dir.join("summary.json").display().to_string(), e.to_string()))?;
+    let summary: serde_json::Value = serde_json::from_str(&read_text(&dir.join("summary.json"))?).map_err(|e| {
+        let message = e.to_string();
+        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+        let file = dir.join("summary.json").display().to_string();
+        Error::at(Location { file, line: Some(e.line()), field: None }, format!("not a servesim summary: {message}"))
+    })?;
     let requests = read_table(&dir.join("requests.csv"))?;
     let timeline_path = dir.join("timeline.csv");
     let timeline = if timeline_path.is_file() { read_timeline(&timeline_path)? } else { Vec::new() };

@@ -215,6 +215,24 @@ pub(super) fn resolve_pool(
         None => None,
     };
     let max_model_len = pool.scheduler.max_model_len.map_or(model.max_context_tokens, |c| c.get());
+    if max_model_len > model.max_context_tokens {
+        // vLLM refuses this too: positions past the trained context are undefined.
+        return Err(source.error(
+            &format!("{field}.scheduler.max_model_len"),
+            format!(
+                "max_model_len {max_model_len} exceeds the context window of {} ({} tokens, its max_position_embeddings)",
+                model.name, model.max_context_tokens
+            ),
+        ));
+    }
+    if let Some(host_launch_us) = pool.host_launch_us {
+        source.check_range(
+            &format!("{field}.host_launch_us"),
+            host_launch_us.get(),
+            crate::hardware::OVERHEAD_US,
+            " µs",
+        )?;
+    }
     if !pool.scheduler.chunked_prefill && pool.scheduler.max_num_batched_tokens.get() < max_model_len {
         // As in vLLM: without chunking, a whole (re)computed sequence must fit in one
         // iteration, or a preempted request could never be scheduled again.

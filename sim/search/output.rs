@@ -8,7 +8,7 @@
 
 use super::evaluate::{CapacityLimit, PlanMetrics, PlanRow, PlanStatus, Pruned};
 use super::spec::SearchSpec;
-use crate::error::{Error, Result};
+use crate::error::{csv_error, Error, Location, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -106,16 +106,11 @@ pub fn read_rows(path: &Path, spec: &SearchSpec) -> Result<Vec<PlanRow>> {
     let text = crate::error::read_text(path)?;
     let file = path.display().to_string();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| Error::in_file(&file, format!("cannot read the header: {e}")))?
-        .iter()
-        .map(String::from)
-        .collect();
+    let header: Vec<String> = reader.headers().map_err(|e| csv_error(&file, &e))?.iter().map(String::from).collect();
     let expected = columns(spec);
     if header != expected {
-        return Err(Error::in_file(
-            &file,
+        return Err(Error::at(
+            Location { file: file.clone(), line: Some(1), field: None },
             format!(
                 "the columns are not those of search {:?} (expected {}); was this shard run with another spec?",
                 spec.name,
@@ -126,9 +121,11 @@ pub fn read_rows(path: &Path, spec: &SearchSpec) -> Result<Vec<PlanRow>> {
     let axes = spec.axes.axes.len();
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| Error::in_file(&file, format!("malformed row: {e}")))?;
-        let line = record.position().map_or(0, |p| p.line());
-        let bad = |column: &str, why: &str| Error::in_file(&file, format!("line {line}: column `{column}`: {why}"));
+        let record = record.map_err(|e| csv_error(&file, &e))?;
+        let line = record.position().map(|p| p.line() as usize);
+        let bad = |column: &str, why: &str| {
+            Error::at(Location { file: file.clone(), line, field: Some(column.to_string()) }, why.to_string())
+        };
         let get = |name: &str| record.get(expected.iter().position(|c| c == name).expect("known column")).unwrap_or("");
         let num = |name: &str| -> Result<Option<f64>> {
             match get(name) {
@@ -138,12 +135,26 @@ pub fn read_rows(path: &Path, spec: &SearchSpec) -> Result<Vec<PlanRow>> {
         };
         let index: u64 = get("index").parse().map_err(|_| bad("index", "not a plan index"))?;
         if index >= spec.plan_count() {
-            return Err(bad("index", &format!("the spec has {} plans", spec.plan_count())));
+            return Err(bad(
+                "index",
+                &format!(
+                    "plan {index} is not a plan of this spec (it has {} plans, 0 to {}); was this shard run with another spec?",
+                    spec.plan_count(),
+                    spec.plan_count().saturating_sub(1)
+                ),
+            ));
         }
         let plan = spec.plan(index);
-        let written: Vec<String> = (0..axes).map(|i| record.get(1 + i).unwrap_or("").to_string()).collect();
-        if written != plan.values {
-            return Err(bad(&spec.axes.axes[0].name, "the axis values differ from the spec's plan with this index"));
+        for (i, (axis, value)) in spec.axes.axes.iter().zip(&plan.values).enumerate().take(axes) {
+            let written = record.get(1 + i).unwrap_or("");
+            if written != value {
+                return Err(bad(
+                    &axis.name,
+                    &format!(
+                        "{written:?} differs from the spec's plan {index}, which has {value:?}; was this shard run with another spec?"
+                    ),
+                ));
+            }
         }
         let status = match get("status") {
             "simulated" => PlanStatus::Simulated,
@@ -239,7 +250,7 @@ pub fn finalize(spec: &SearchSpec, mut rows: Vec<PlanRow>) -> Result<SearchOutpu
     rows.dedup_by_key(|r| r.plan.index);
     if rows.len() as u64 != spec.plan_count() {
         return Err(Error::in_file(
-            spec.name.clone(),
+            spec.source.name.clone(),
             format!("{} of {} plans have results; merge every shard", rows.len(), spec.plan_count()),
         ));
     }

@@ -200,9 +200,7 @@ impl SearchSpec {
         let catalog = Catalog::bundled()?;
         let base_source = match crate::scenario::bundled_source(&file.base) {
             Some(bundled) => bundled,
-            None => {
-                YamlSource::from_file(&source.resolve(&file.base)).map_err(|e| source.error("base", e.to_string()))?
-            }
+            None => YamlSource::from_file(&source.resolve(&file.base)).map_err(|e| source.file_error("base", e))?,
         };
         let base: ScenarioFile = base_source.parse()?;
         let base_document = to_yaml_value(&base).map_err(|e| source.error("base", e))?;
@@ -220,6 +218,13 @@ impl SearchSpec {
             axes.axes.push(axis);
         }
         let searches_device = axes.axes.iter().any(|a| a.path.ends_with(".device"));
+        // A pool's device that no axis replaces must be known: it is in every plan.
+        for (index, pool) in base.deployment.pools.iter().enumerate() {
+            let field = format!("deployment.pools[{index}].device");
+            if !axes.axes.iter().any(|a| a.path == field) {
+                catalog.device(&pool.device, &base_source, &field)?;
+            }
+        }
         // Each value must make a well-formed scenario on its own (types, ranges, names):
         // later failures are then about the plan, not the spec.
         for axis in &axes.axes {
@@ -399,12 +404,16 @@ impl SearchSpec {
         let mut cheapest = f64::INFINITY;
         for index in 0..self.plan_count {
             let Ok(file) = self.scenario_file(index) else { continue };
-            let Ok(shape) = self.shape(&file) else { continue };
+            let shape = self.shape(&file)?;
             if self.budget_violation(&shape).is_none() {
                 return Ok(());
             }
             fewest = fewest.min(shape.devices);
             cheapest = cheapest.min(shape.cost_per_hour_usd);
+        }
+        if fewest == u64::MAX {
+            // No plan made a scenario file; evaluating them says why.
+            return Ok(());
         }
         Err(self.source.error(
             "budget",

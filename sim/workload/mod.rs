@@ -11,13 +11,17 @@ mod trace;
 pub use trace::{read_trace, TraceRow};
 
 use crate::engine::{secs_to_nanos, SimTime};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::input::YamlSource;
 use crate::records::RequestSpec;
 use crate::scenario::schema::WorkloadSection;
 
 /// Latest arrival accepted, s (about 31.7 years): later ones are surely a unit mistake.
 pub const MAX_ARRIVAL_S: f64 = 1e9;
+
+/// Most tokens one prompt or output may have (what a request records); larger lengths are
+/// refused, never clamped.
+pub const MAX_TOKENS: u64 = u32::MAX as u64;
 
 /// The requests of a workload, with what the user should know about how they were read.
 #[derive(Debug, Clone, Default)]
@@ -37,8 +41,8 @@ pub fn load(section: &WorkloadSection, source: &YamlSource, seed: u64) -> Result
         (None, Some(trace)) => {
             let path = source.resolve(&trace.path);
             let limit = trace.limit.map(|l| usize::try_from(l.get()).unwrap_or(usize::MAX));
-            let rows = read_trace(trace.format, &path, limit)
-                .map_err(|e| wrap_file_error(source, "workload.trace.path", e))?;
+            let rows =
+                read_trace(trace.format, &path, limit).map_err(|e| source.file_error("workload.trace.path", e))?;
             let mut warnings = Vec::new();
             let out_of_order = out_of_order(&rows);
             if let Some((count, first_line)) = out_of_order {
@@ -47,7 +51,20 @@ pub fn load(section: &WorkloadSection, source: &YamlSource, seed: u64) -> Result
                     path.display()
                 ));
             }
-            Workload { requests: from_rows(rows, trace.time_scale.get()), warnings }
+            let time_scale = trace.time_scale.get();
+            let (first, last) =
+                rows.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| (lo.min(r.arrival_ns), hi.max(r.arrival_ns)));
+            let span_s = (i128::from(last) - i128::from(first)) as f64 * 1e-9;
+            if span_s * time_scale > MAX_ARRIVAL_S {
+                return Err(source.error(
+                    "workload.trace.time_scale",
+                    format!(
+                        "the trace spans {span_s:.3e} s, which time_scale {time_scale} stretches to {:.3e} s, beyond the {MAX_ARRIVAL_S:.0e} s (about 31 years) servesim accepts",
+                        span_s * time_scale
+                    ),
+                ));
+            }
+            Workload { requests: from_rows(rows, time_scale), warnings }
         }
         (None, None) => {
             return Err(source.error("workload", "give either `synthetic:` or `trace:`"));
@@ -73,15 +90,6 @@ fn out_of_order(rows: &[TraceRow]) -> Option<(u64, u64)> {
         }
     }
     first.map(|line| (count, line))
-}
-
-/// A missing trace file is the scenario's error (it names the path); a malformed row is the
-/// trace file's own error (it names the row).
-fn wrap_file_error(source: &YamlSource, field: &str, error: Error) -> Error {
-    match error {
-        Error::Io { .. } => source.error(field, error.to_string()),
-        other => other,
-    }
 }
 
 /// Requests from trace rows: arrivals relative to the earliest row, scaled by `time_scale`,

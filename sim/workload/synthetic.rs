@@ -82,10 +82,25 @@ impl ArrivalSampler {
                 (Gap::Gamma(Gamma::new(shape, scale).map_err(|e| invalid(&e))?), None)
             }
             ArrivalSection::Constant { rate_per_s } => (Gap::Constant(1.0 / rate_per_s.get()), None),
-            ArrivalSection::OnOff { rate_per_s, on_s, off_s } => (
-                Gap::Exponential(Exp::new(rate_per_s.get()).map_err(|e| invalid(&e))?),
-                Some((secs_to_nanos(on_s.get()).max(1), secs_to_nanos(off_s.get()))),
-            ),
+            ArrivalSection::OnOff { rate_per_s, on_s, off_s } => {
+                // Bursts and pauses run on the nanosecond clock: shorter ones would round to
+                // nothing, longer ones could only place arrivals past MAX_ARRIVAL_S.
+                for (name, seconds) in [("on_s", on_s.get()), ("off_s", off_s.get())] {
+                    if !(1e-9..=super::MAX_ARRIVAL_S).contains(&seconds) {
+                        return Err(source.error(
+                            field,
+                            format!(
+                                "{name} ({seconds} s) must lie between 1e-9 s (the simulator's 1 ns clock) and {:.0e} s",
+                                super::MAX_ARRIVAL_S
+                            ),
+                        ));
+                    }
+                }
+                (
+                    Gap::Exponential(Exp::new(rate_per_s.get()).map_err(|e| invalid(&e))?),
+                    Some((secs_to_nanos(on_s.get()).max(1), secs_to_nanos(off_s.get()))),
+                )
+            }
         };
         Ok(ArrivalSampler { gap, on_off_ns, busy_clock_ns: 0 })
     }
@@ -122,38 +137,66 @@ struct LengthSampler {
     max: u32,
 }
 
-fn to_u32(value: u64) -> u32 {
-    value.min(u64::from(u32::MAX)) as u32
+/// `value` of `field` as a token count, refused above [`super::MAX_TOKENS`] rather than
+/// clamped.
+fn tokens(source: &YamlSource, field: &str, value: u64) -> Result<u32> {
+    u32::try_from(value).ok().filter(|&v| u64::from(v) <= super::MAX_TOKENS).ok_or_else(|| {
+        source.error(field, format!("{value} tokens is more than the {} servesim accepts", super::MAX_TOKENS))
+    })
+}
+
+/// A distribution's mean of `field`, at most [`super::MAX_TOKENS`].
+fn mean_tokens(source: &YamlSource, field: &str, mean: f64) -> Result<f64> {
+    if mean > super::MAX_TOKENS as f64 {
+        return Err(source
+            .error(field, format!("a mean of {mean} tokens is more than the {} servesim accepts", super::MAX_TOKENS)));
+    }
+    Ok(mean)
 }
 
 impl LengthSampler {
+    /// The sampler of `section`, written at `field` (errors name the distribution's own fields,
+    /// e.g. `FIELD.uniform.min`).
     fn new(section: &LengthSection, source: &YamlSource, field: &str) -> Result<Self> {
-        let invalid = |e: &dyn std::fmt::Display| source.error(field, format!("invalid distribution: {e}"));
+        let at = |name: &str| format!("{field}.{name}");
+        let invalid =
+            |name: &str, e: &dyn std::fmt::Display| source.error(&at(name), format!("invalid distribution: {e}"));
         let (kind, min, max) = match section {
-            LengthSection::Fixed { value } => (LengthKind::Fixed(to_u32(value.get())), 1, u32::MAX),
+            LengthSection::Fixed { value } => {
+                (LengthKind::Fixed(tokens(source, &at("fixed.value"), value.get())?), 1, u32::MAX)
+            }
             LengthSection::Uniform { min, max } => {
-                if min > max {
-                    return Err(source.error(&format!("{field}.min"), format!("min ({min}) exceeds max ({max})")));
+                let lo = tokens(source, &at("uniform.min"), min.get())?;
+                let hi = tokens(source, &at("uniform.max"), max.get())?;
+                if lo > hi {
+                    return Err(source.error(&at("uniform.min"), format!("min ({lo}) exceeds max ({hi})")));
                 }
-                (LengthKind::Uniform(to_u32(min.get()), to_u32(max.get())), 1, u32::MAX)
+                (LengthKind::Uniform(lo, hi), 1, u32::MAX)
             }
             LengthSection::Lognormal { mean, cv, min, max } => {
-                let d = LogNormal::from_mean_cv(mean.get(), cv.get()).map_err(|e| invalid(&e))?;
-                let lo = min.map_or(1, |m| to_u32(m.get()));
-                let hi = max.map_or(u32::MAX, |m| to_u32(m.get()));
+                let mean = mean_tokens(source, &at("lognormal.mean"), mean.get())?;
+                let d = LogNormal::from_mean_cv(mean, cv.get()).map_err(|e| invalid("lognormal", &e))?;
+                let lo = min.map_or(Ok(1), |m| tokens(source, &at("lognormal.min"), m.get()))?;
+                let hi = max.map_or(Ok(u32::MAX), |m| tokens(source, &at("lognormal.max"), m.get()))?;
                 if lo > hi {
-                    return Err(source.error(&format!("{field}.min"), format!("min ({lo}) exceeds max ({hi})")));
+                    return Err(source.error(&at("lognormal.min"), format!("min ({lo}) exceeds max ({hi})")));
                 }
                 (LengthKind::LogNormal(d), lo, hi)
             }
             LengthSection::Exponential { mean, max } => {
-                let d = Exp::new(1.0 / mean.get()).map_err(|e| invalid(&e))?;
-                (LengthKind::Exponential(d), 1, max.map_or(u32::MAX, |m| to_u32(m.get())))
+                let mean = mean_tokens(source, &at("exponential.mean"), mean.get())?;
+                let d = Exp::new(1.0 / mean).map_err(|e| invalid("exponential", &e))?;
+                let hi = max.map_or(Ok(u32::MAX), |m| tokens(source, &at("exponential.max"), m.get()))?;
+                (LengthKind::Exponential(d), 1, hi)
             }
             LengthSection::Empirical { values, trace, field: which } => {
                 let values: Vec<u32> = match (values, trace) {
-                    (Some(values), None) if !values.is_empty() => values.iter().map(|v| to_u32(v.get())).collect(),
-                    (Some(_), None) => return Err(source.error(&format!("{field}.values"), "the list is empty")),
+                    (Some(values), None) if !values.is_empty() => values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| tokens(source, &at(&format!("empirical.values[{i}]")), v.get()))
+                        .collect::<Result<_>>()?,
+                    (Some(_), None) => return Err(source.error(&at("empirical.values"), "the list is empty")),
                     (None, Some(trace)) => {
                         let which = which.ok_or_else(|| {
                             source
@@ -161,7 +204,7 @@ impl LengthSampler {
                         })?;
                         let limit = trace.limit.map(|l| usize::try_from(l.get()).unwrap_or(usize::MAX));
                         let rows = super::read_trace(trace.format, &source.resolve(&trace.path), limit)
-                            .map_err(|e| super::wrap_file_error(source, &format!("{field}.trace.path"), e))?;
+                            .map_err(|e| source.file_error(&at("empirical.trace.path"), e))?;
                         rows.iter()
                             .map(|r| match which {
                                 TraceField::Input => r.input_tokens,

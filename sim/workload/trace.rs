@@ -50,29 +50,57 @@ pub fn read_trace(format: TraceFormat, path: &Path, limit: Option<usize>) -> Res
     Ok(rows)
 }
 
-/// The lines of a text file with their 1-based numbers, read as needed. A byte-order mark at
-/// the start is dropped; a line that is not UTF-8 is an error naming it.
+/// The lines of a text file with their 1-based numbers, read as needed. Lines end at LF, CRLF
+/// or a lone CR. A byte-order mark at the start is dropped; a line that is not UTF-8 is an
+/// error naming it.
 struct Lines {
     reader: Box<dyn BufRead>,
     path: std::path::PathBuf,
     number: u64,
     buffer: Vec<u8>,
+    /// The last line ended with CR: a LF right after it belongs to the same break.
+    after_cr: bool,
 }
 
 impl Lines {
     fn open(path: &Path) -> Result<Lines> {
         let reader = crate::error::open_text(path)?;
-        Ok(Lines { reader, path: path.to_path_buf(), number: 0, buffer: Vec::new() })
+        Ok(Lines { reader, path: path.to_path_buf(), number: 0, buffer: Vec::new(), after_cr: false })
+    }
+
+    /// Reads the next line's bytes (without its terminator) into the buffer; false at the end.
+    fn read_line(&mut self) -> std::io::Result<bool> {
+        self.buffer.clear();
+        let mut read_any = false;
+        loop {
+            let available = self.reader.fill_buf()?;
+            if available.is_empty() {
+                return Ok(read_any);
+            }
+            if std::mem::take(&mut self.after_cr) && available[0] == b'\n' {
+                self.reader.consume(1);
+                continue;
+            }
+            read_any = true;
+            match available.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(end) => {
+                    self.after_cr = available[end] == b'\r';
+                    self.buffer.extend_from_slice(&available[..end]);
+                    self.reader.consume(end + 1);
+                    return Ok(true);
+                }
+                None => {
+                    let length = available.len();
+                    self.buffer.extend_from_slice(available);
+                    self.reader.consume(length);
+                }
+            }
+        }
     }
 
     /// The next line (without its terminator) and its number, or None at the end.
     fn next_line(&mut self) -> Result<Option<(u64, String)>> {
-        self.buffer.clear();
-        let read = self
-            .reader
-            .read_until(b'\n', &mut self.buffer)
-            .map_err(|e| Error::io(&self.path, "cannot read file", e))?;
-        if read == 0 {
+        if !self.read_line().map_err(|e| Error::io(&self.path, "cannot read file", e))? {
             return Ok(None);
         }
         self.number += 1;
@@ -80,14 +108,8 @@ impl Lines {
         if self.number == 1 {
             bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
         }
-        while let Some((b'\n' | b'\r', rest)) = bytes.split_last() {
-            bytes = rest;
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| {
-            Error::at(
-                Location { file: self.path.display().to_string(), line: Some(self.number as usize), field: None },
-                "the line is not UTF-8 text",
-            )
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            crate::error::not_utf8(&self.path.display().to_string(), self.number as usize, bytes, e.valid_up_to())
         })?;
         Ok(Some((self.number, text.to_string())))
     }
@@ -153,7 +175,12 @@ fn read_csv(
 ) -> Result<()> {
     let header = loop {
         match lines.next_line()? {
-            None => return Err(Error::in_file(file, "the trace is empty (no header line)")),
+            None => {
+                return Err(Error::at(
+                    Location { file: file.into(), line: Some(1), field: None },
+                    format!("the trace is empty: expected a header line with the columns {}", required.join(",")),
+                ))
+            }
             Some((_, text)) if text.trim().is_empty() => continue,
             Some((number, text)) => {
                 let fields = split_csv(&text).map_err(|e| {
@@ -192,6 +219,16 @@ fn read_csv(
             continue;
         }
         let record = split_csv(&text).map_err(|e| row_error(file, line, "", format!("malformed row: {e}")))?;
+        if record.len() < headers.len() && text.matches('"').count() % 2 == 1 {
+            // csv_core read to the end of the line inside the quotes.
+            let column = headers.get(record.len().saturating_sub(1)).map_or("", String::as_str);
+            return Err(row_error(
+                file,
+                line,
+                column,
+                "the quoted value is not closed on this line (servesim reads one row per line, so a value may not span lines)",
+            ));
+        }
         if record.len() != headers.len() {
             return Err(Error::at(
                 Location { file: file.into(), line: Some(line as usize), field: None },
@@ -209,7 +246,7 @@ fn cell<'r>(record: &'r [String], columns: &[usize], index: usize) -> &'r str {
 
 fn token_count(file: &str, line: u64, field: &str, text: &str) -> Result<u32> {
     match text.parse::<u64>() {
-        Ok(value) if value >= 1 && value <= u64::from(u32::MAX) => Ok(value as u32),
+        Ok(value) if (1..=crate::workload::MAX_TOKENS).contains(&value) => Ok(value as u32),
         _ => Err(row_error(file, line, field, format!("expected a whole number of tokens ≥ 1, found {text:?}"))),
     }
 }
@@ -323,6 +360,14 @@ fn read_mooncake(file: &str, lines: &mut Lines, limit: usize, rows: &mut Vec<Tra
         if line_text.trim().is_empty() {
             continue;
         }
+        if !line_text.trim_start().starts_with('{') {
+            return Err(row_error(
+                file,
+                line,
+                "",
+                "not a Mooncake trace record: expected a JSON object such as {\"timestamp\": 0, \"input_length\": 100, \"output_length\": 10}",
+            ));
+        }
         let row: MooncakeRow = serde_json::from_str(&line_text).map_err(|e| {
             let message = e.to_string();
             let message = message.split(" at line ").next().unwrap_or(&message).to_string();
@@ -356,6 +401,24 @@ fn read_mooncake(file: &str, lines: &mut Lines, limit: usize, rows: &mut Vec<Tra
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lines_of(bytes: &[u8]) -> Vec<(u64, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, bytes).unwrap();
+        let mut lines = Lines::open(&path).unwrap();
+        std::iter::from_fn(|| lines.next_line().unwrap()).collect()
+    }
+
+    #[test]
+    fn lines_end_at_lf_crlf_or_a_lone_cr() {
+        let expected: Vec<(u64, String)> =
+            [(1, "a"), (2, "b"), (3, ""), (4, "c"), (5, "d")].iter().map(|&(n, t)| (n, t.to_string())).collect();
+        assert_eq!(lines_of(b"a\nb\r\n\rc\rd"), expected);
+        assert_eq!(lines_of(b"\xef\xbb\xbfa\rb\r\r\nc\nd\n"), expected);
+        assert!(lines_of(b"").is_empty());
+        assert_eq!(lines_of(b"\r\n"), vec![(1, String::new())]);
+    }
 
     #[test]
     fn azure_timestamps_parse_to_nanoseconds() {
