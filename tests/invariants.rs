@@ -5,9 +5,10 @@ mod common;
 
 use common::scenario;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use servesim::cluster::{Cluster, RunOutput};
 use servesim::engine::SimTime;
-use servesim::metrics::RequestStatus;
+use servesim::metrics::{RequestRecord, RequestStatus};
 
 /// Runs `cluster` one event at a time, checking after each that time did not go back and
 /// that no replica holds more KV blocks than it has; returns the records and the violations.
@@ -24,6 +25,16 @@ fn run_watched(mut cluster: Cluster) -> (RunOutput, u64) {
         }
     }
     (cluster.finish(), kv_violations)
+}
+
+/// A completed request produced exactly its tokens, in order: arrival ≤ first scheduled ≤
+/// first token ≤ last token.
+fn check_completed(record: &RequestRecord) -> Result<(), TestCaseError> {
+    prop_assert_eq!(record.tokens_emitted, record.spec.output_tokens);
+    let (first, last) = (record.first_token.unwrap(), record.last_token.unwrap());
+    prop_assert!(record.spec.arrival <= record.first_scheduled.unwrap());
+    prop_assert!(record.first_scheduled.unwrap() <= first && first <= last);
+    Ok(())
 }
 
 /// The knobs the property test varies.
@@ -133,10 +144,7 @@ proptest! {
         for record in records {
             match record.status {
                 RequestStatus::Completed => {
-                    prop_assert_eq!(record.tokens_emitted, record.spec.output_tokens);
-                    let (first, last) = (record.first_token.unwrap(), record.last_token.unwrap());
-                    prop_assert!(record.spec.arrival <= record.first_scheduled.unwrap());
-                    prop_assert!(record.first_scheduled.unwrap() <= first && first <= last);
+                    check_completed(record)?;
                 }
                 RequestStatus::Rejected => prop_assert!(record.reject_reason.is_some()),
                 RequestStatus::Unfinished => prop_assert!(false, "request {} never finished", record.spec.id),
@@ -254,10 +262,8 @@ proptest! {
         for record in records {
             match record.status {
                 RequestStatus::Completed => {
-                    prop_assert_eq!(record.tokens_emitted, record.spec.output_tokens);
-                    let (first, last) = (record.first_token.unwrap(), record.last_token.unwrap());
-                    prop_assert!(record.spec.arrival <= record.first_scheduled.unwrap());
-                    prop_assert!(record.first_scheduled.unwrap() <= first && first <= last);
+                    check_completed(record)?;
+                    let first = record.first_token.unwrap();
                     if disaggregated && record.spec.output_tokens > 1 {
                         // The first token comes from the prefill replica; the KV moves after
                         // the prompt (or while its last chunk computes, when streamed) and
