@@ -253,3 +253,31 @@ fn a_hundred_thousand_single_gpu_replicas_are_each_placed_on_their_own_device() 
     assert_eq!(scenario.fabric.devices().len(), 100_000);
     assert_placed_apart_and_costed_afresh(&scenario);
 }
+
+#[test]
+fn an_idle_replica_batches_every_request_arriving_at_the_same_instant() {
+    // As offline benchmarks send them: twenty prompts at t = 0. The first batch must hold all
+    // of them, not the first arrival alone.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut trace = String::from("arrival_s,input_tokens,output_tokens\n");
+    for _ in 0..20 {
+        trace += "0,100,4\n";
+    }
+    trace += "0.5,100,4\n";
+    std::fs::write(tmp.path().join("t.csv"), trace).unwrap();
+    let text = "model: llama-3.1-8b
+deployment:
+  pools: [{ device: h100-sxm }]
+workload:
+  trace: { format: csv, path: t.csv }
+";
+    let source = servesim::input::YamlSource::from_text("offline.yaml", tmp.path().to_path_buf(), text.to_string());
+    let mut scenario = Scenario::from_source(&source, &Default::default()).unwrap();
+    scenario.record_timeline = true;
+    let (output, _) = common::run(&scenario);
+    let timeline = output.timeline.unwrap();
+    assert_eq!(
+        (timeline[0].start, timeline[0].sequences, timeline[0].prefill_tokens),
+        (servesim::engine::SimTime::ZERO, 20, 2000)
+    );
+}

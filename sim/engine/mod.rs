@@ -47,6 +47,7 @@ pub struct Context<'a, M, S> {
 
 impl<M, S> Context<'_, M, S> {
     /// The current time.
+    #[inline]
     pub fn now(&self) -> SimTime {
         self.queue.now()
     }
@@ -57,30 +58,35 @@ impl<M, S> Context<'_, M, S> {
     }
 
     /// Delivers `message` to this component `delay_ns` from now.
+    #[inline]
     pub fn schedule_in(&mut self, delay_ns: u64, message: M) -> EventId {
         let time = self.now() + delay_ns;
         self.queue.push(time, Phase::Normal, self.me, message)
     }
 
     /// Delivers `message` to this component at `time` (not before now).
+    #[inline]
     pub fn schedule_at(&mut self, time: SimTime, message: M) -> EventId {
         self.queue.push(time, Phase::Normal, self.me, message)
     }
 
     /// Delivers `message` to this component at the end of the current instant, after every
     /// normal event due now (including any scheduled meanwhile).
+    #[inline]
     pub fn schedule_late(&mut self, message: M) -> EventId {
         let now = self.now();
         self.queue.push(now, Phase::Late, self.me, message)
     }
 
     /// Sends `message` to `to`, delivered now (after the events already due now).
+    #[inline]
     pub fn send(&mut self, to: ComponentId, message: M) -> EventId {
         let now = self.now();
         self.queue.push(now, Phase::Normal, to, message)
     }
 
     /// Sends `message` to `to`, delivered at `time` (not before now).
+    #[inline]
     pub fn send_at(&mut self, to: ComponentId, time: SimTime, message: M) -> EventId {
         self.queue.push(time, Phase::Normal, to, message)
     }
@@ -139,6 +145,7 @@ impl<M: 'static, S: 'static> Simulation<M, S> {
 
     /// Delivers the next event; returns its time, or None when nothing is pending or the next
     /// event lies beyond `until`.
+    #[inline]
     pub fn step(&mut self, until: Option<SimTime>) -> Option<SimTime> {
         let Scheduled { time, target, message, .. } = self.queue.pop_due(until)?;
         debug_assert!(time >= self.stats.end_time, "time went backwards");

@@ -97,6 +97,7 @@ impl<M> EventQueue<M> {
     }
 
     /// The time of the event being delivered (or the last one delivered).
+    #[inline]
     pub fn now(&self) -> SimTime {
         self.now
     }
@@ -104,6 +105,7 @@ impl<M> EventQueue<M> {
     /// Schedules `message` for `target` at `time` in `phase`. Scheduling before `now` is a
     /// bug in the caller: it panics in debug builds (which tests use) and is delivered at
     /// `now` otherwise, so time never goes back.
+    #[inline]
     pub fn push(&mut self, time: SimTime, phase: Phase, target: ComponentId, message: M) -> EventId {
         debug_assert!(time >= self.now, "an event was scheduled at {time}, before now ({})", self.now);
         let time = time.max(self.now);
@@ -135,6 +137,7 @@ impl<M> EventQueue<M> {
 
     /// Removes and returns the earliest event that was not cancelled if it is due by `until`
     /// (always when `until` is None), advancing `now` to it.
+    #[inline]
     pub fn pop_due(&mut self, until: Option<SimTime>) -> Option<Scheduled<M>> {
         loop {
             let top = self.heap.peek()?;
