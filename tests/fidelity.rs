@@ -9,7 +9,7 @@ mod common;
 use servesim::calibration::{median_absolute_percentage_error, read_vidur_compute};
 use servesim::cost::RooflineCostModel;
 use servesim::hardware::{Catalog, Dtype, BUNDLED_MODELS};
-use servesim::model::{BatchShape, ModelSpec};
+use servesim::model::{BatchShape, ModelSpec, Precision};
 use servesim::scenario::ParallelComm;
 
 const GEMMS: [&str; 4] = ["attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj"];
@@ -29,7 +29,7 @@ fn gemm_pairs(model_name: &str, vidur_dir: &str) -> Vec<(f64, f64)> {
     let mut pairs = Vec::new();
     for row in rows.iter().filter(|r| r.num_tokens >= 128) {
         let comm = ParallelComm { tensor_parallel: row.tensor_parallel, pipeline_parallel: 1, ..Default::default() };
-        let cost = RooflineCostModel::new(&spec, device, Dtype::Fp16, Dtype::Fp16, &comm);
+        let cost = RooflineCostModel::new(&spec, device, Precision::sixteen_bit(Dtype::Fp16), &comm);
         let mut batch = BatchShape::default();
         batch.add_prefill_chunk(0, row.num_tokens, false);
         for op in cost.operators(&batch).iter().filter(|op| GEMMS.contains(&op.name)) {

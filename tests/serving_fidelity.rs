@@ -60,8 +60,7 @@ deployment:
     RooflineCostModel::with_efficiency(
         &scenario.model,
         &pool.device,
-        scenario.weight_dtype,
-        scenario.kv_dtype,
+        pool.precision,
         &pool.placements[0].comm,
         efficiency,
     )

@@ -10,7 +10,7 @@
 use super::{median_absolute_percentage_error, VidurComputeRow, VidurModelShape};
 use crate::cost::{Curve, FittedEfficiency, RooflineCostModel};
 use crate::hardware::{DeviceProfile, Dtype};
-use crate::model::{BatchShape, OpKind};
+use crate::model::{BatchShape, OpKind, Precision};
 use crate::scenario::ParallelComm;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,8 +51,7 @@ pub fn operator_samples(rows: &[VidurComputeRow]) -> Vec<OperatorSample> {
                 entry.insert(crate::model::OperatorPlan::new(
                     &model,
                     crate::model::Parallelism::new(row.tensor_parallel, 1),
-                    Dtype::Fp16,
-                    Dtype::Fp16,
+                    Precision::sixteen_bit(Dtype::Fp16),
                 ))
             }
         };
@@ -122,6 +121,9 @@ fn fit_with_overhead(samples: &[OperatorSample], device: &DeviceProfile, overhea
         }
     }
     FittedEfficiency {
+        gemm_by_dtype: BTreeMap::new(),
+        attention_prefill_by_log2_flops: None,
+        attention_decode_by_log2_bytes: None,
         gemm_by_log2_flops: curve_from_bins(gemm),
         memory_by_log2_bytes: memory.into_iter().map(|(name, bins)| (name, curve_from_bins(bins))).collect(),
         attention: device.compute.attention_efficiency.get(),
@@ -146,15 +148,21 @@ pub fn predict(samples: &[OperatorSample], device: &DeviceProfile, efficiency: &
     let cost = RooflineCostModel::with_efficiency(
         &model,
         device,
-        Dtype::Fp16,
-        Dtype::Fp16,
+        Precision::sixteen_bit(Dtype::Fp16),
         &comm,
         Arc::new(efficiency.clone()),
     );
     samples
         .iter()
         .map(|s| {
-            let op = crate::model::Operator { name: s.name, kind: s.kind, flops: s.flops, bytes: s.bytes, repeat: 1 };
+            let op = crate::model::Operator {
+                name: s.name,
+                kind: s.kind,
+                flops: s.flops,
+                bytes: s.bytes,
+                repeat: 1,
+                ..Default::default()
+            };
             cost.operator_seconds(&op)
         })
         .collect()

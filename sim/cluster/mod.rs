@@ -100,8 +100,7 @@ impl Cluster {
                 RooflineCostModel::with_efficiency(
                     &pool.model,
                     &pool.device,
-                    pool.weight_dtype,
-                    pool.kv_dtype,
+                    pool.precision,
                     &placement.comm,
                     efficiency,
                 )
@@ -170,7 +169,7 @@ impl Cluster {
                         devices: pool.placements[replica].devices.clone(),
                         parallelism: pool.parallelism,
                         model: pool.model.clone(),
-                        kv_dtype: pool.kv_dtype,
+                        kv_dtype: pool.precision.kv,
                     }
                 })
                 .collect();

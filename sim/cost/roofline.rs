@@ -10,7 +10,7 @@ use super::efficiency::{Efficiency, ProfileEfficiency};
 use super::{CostModel, IterationCost, ResourceShare};
 use crate::engine::secs_to_nanos;
 use crate::hardware::{DeviceProfile, Dtype};
-use crate::model::{BatchShape, ModelSpec, OpKind, Operator, OperatorPlan, Parallelism};
+use crate::model::{BatchShape, ModelSpec, OpKind, OpShape, Operator, OperatorPlan, Parallelism, Precision};
 use crate::scenario::ParallelComm;
 use crate::topology::CollectiveCost;
 use std::sync::Arc;
@@ -20,8 +20,14 @@ use std::sync::Arc;
 pub struct RooflineCostModel {
     plan: OperatorPlan,
     efficiency: Arc<dyn Efficiency>,
+    precision: Precision,
     gemm_peak_flops: f64,
+    /// The 16-bit type and its peak, for unquantised GEMMs.
+    half: Dtype,
+    half_peak_flops: f64,
     attention_peak_flops: f64,
+    /// Peak of the general-purpose cores (dequantisation), FLOP/s.
+    vector_peak_flops: f64,
     peak_bytes_per_s: f64,
     iteration_s: f64,
     tp_all_reduce: CollectiveCost,
@@ -33,41 +39,32 @@ pub struct RooflineCostModel {
 }
 
 impl RooflineCostModel {
-    /// A model of `model` with weights in `weight_dtype` and KV in `kv_dtype` on devices of
-    /// profile `device`, split and connected as `comm` says, with the profile's efficiencies.
-    pub fn new(
-        model: &ModelSpec,
-        device: &DeviceProfile,
-        weight_dtype: Dtype,
-        kv_dtype: Dtype,
-        comm: &ParallelComm,
-    ) -> Self {
-        Self::with_efficiency(model, device, weight_dtype, kv_dtype, comm, Arc::new(ProfileEfficiency::of(device)))
+    /// A model of `model` at `precision` on devices of profile `device`, split and connected
+    /// as `comm` says, with the profile's efficiencies.
+    pub fn new(model: &ModelSpec, device: &DeviceProfile, precision: Precision, comm: &ParallelComm) -> Self {
+        Self::with_efficiency(model, device, precision, comm, Arc::new(ProfileEfficiency::of(device)))
     }
 
     /// The same with other efficiency factors (e.g. fitted by `servesim calibrate`).
     pub fn with_efficiency(
         model: &ModelSpec,
         device: &DeviceProfile,
-        weight_dtype: Dtype,
-        kv_dtype: Dtype,
+        precision: Precision,
         comm: &ParallelComm,
         efficiency: Arc<dyn Efficiency>,
     ) -> Self {
-        // 16-bit activations: weight-only quantised formats still compute in 16 bits, except
-        // fp8, which serving engines run as fp8 × fp8 GEMMs.
-        let gemm_dtype = match weight_dtype {
-            Dtype::Fp8 => Dtype::Fp8,
-            Dtype::Fp32 => Dtype::Fp32,
-            Dtype::Fp16 => Dtype::Fp16,
-            _ => Dtype::Bf16,
-        };
         let parallelism = Parallelism::new(comm.tensor_parallel, comm.pipeline_parallel);
+        let half =
+            if precision.attention == Dtype::Fp16 || precision.gemm == Dtype::Fp16 { Dtype::Fp16 } else { Dtype::Bf16 };
         RooflineCostModel {
-            plan: OperatorPlan::new(model, parallelism, weight_dtype, kv_dtype),
+            plan: OperatorPlan::new(model, parallelism, precision),
             efficiency,
-            gemm_peak_flops: device.peak_flops(gemm_dtype),
-            attention_peak_flops: device.peak_flops(Dtype::Bf16),
+            precision,
+            gemm_peak_flops: device.peak_flops(precision.gemm),
+            half,
+            half_peak_flops: device.peak_flops(half),
+            attention_peak_flops: device.peak_flops(precision.attention),
+            vector_peak_flops: device.peak_flops(Dtype::Fp32),
             peak_bytes_per_s: device.memory_bandwidth_bytes_per_s(),
             iteration_s: device.overheads.iteration_us.get() * 1e-6,
             tp_all_reduce: comm.tp_all_reduce.clone(),
@@ -91,11 +88,28 @@ impl RooflineCostModel {
         let memory_s = |name: &str| op.bytes / (self.peak_bytes_per_s * e.memory(name, op.bytes));
         match op.kind {
             OpKind::Gemm => {
-                (op.flops / (self.gemm_peak_flops * e.gemm(op.flops))).max(memory_s("gemm")) + e.kernel_overhead_s()
+                let (dtype, peak) = if op.unquantized {
+                    (self.half, self.half_peak_flops)
+                } else {
+                    (self.precision.gemm, self.gemm_peak_flops)
+                };
+                let compute_s = op.flops / (peak * e.gemm(dtype, op.flops));
+                // Weight-only formats expand weights on the vector cores before the tensor
+                // cores use them; the two pipelines overlap (MARLIN), so the slower one binds.
+                let dequant_s = op.dequant_ops / self.vector_peak_flops;
+                compute_s.max(dequant_s).max(memory_s("gemm")) + e.kernel_overhead_s()
             }
             OpKind::Attention => {
-                (op.flops / (self.attention_peak_flops * e.attention())).max(memory_s("attention"))
-                    + e.kernel_overhead_s()
+                let compute_s =
+                    op.flops / (self.attention_peak_flops * e.attention_prefill(op.flops, op.keys_per_query));
+                // Decode attention streams the KV cache, at an efficiency that grows with
+                // how much it reads.
+                let memory_s = if matches!(op.shape, OpShape::DecodeAttention { .. }) {
+                    op.bytes / (self.peak_bytes_per_s * e.attention_decode(op.bytes))
+                } else {
+                    memory_s("attention")
+                };
+                compute_s.max(memory_s) + e.kernel_overhead_s()
             }
             OpKind::Memory => memory_s(op.name) + e.kernel_overhead_s(),
             OpKind::AllReduce => self.tp_all_reduce.seconds(op.bytes),
@@ -119,12 +133,26 @@ impl CostModel for RooflineCostModel {
         if share != ResourceShare::WHOLE {
             // Price on a device whose peaks are the share's; utilisations stay relative to
             // the share (the executor scales them to the whole device).
-            let saved = (self.gemm_peak_flops, self.attention_peak_flops, self.peak_bytes_per_s);
+            let saved = (
+                self.gemm_peak_flops,
+                self.half_peak_flops,
+                self.attention_peak_flops,
+                self.vector_peak_flops,
+                self.peak_bytes_per_s,
+            );
             self.gemm_peak_flops *= share.compute;
+            self.half_peak_flops *= share.compute;
             self.attention_peak_flops *= share.compute;
+            self.vector_peak_flops *= share.compute;
             self.peak_bytes_per_s *= share.memory_bandwidth;
             let cost = self.iteration_shared(batch, ResourceShare::WHOLE);
-            (self.gemm_peak_flops, self.attention_peak_flops, self.peak_bytes_per_s) = saved;
+            (
+                self.gemm_peak_flops,
+                self.half_peak_flops,
+                self.attention_peak_flops,
+                self.vector_peak_flops,
+                self.peak_bytes_per_s,
+            ) = saved;
             return cost;
         }
         let mut ops = std::mem::take(&mut self.scratch);

@@ -38,17 +38,21 @@ pub enum Dtype {
     Fp8,
     /// 8-bit integer.
     Int8,
+    /// 4-bit float (E2M1; NVFP4/MXFP4 tensor-core rate).
+    Fp4,
     /// 4-bit integer.
     Int4,
 }
 
 impl Dtype {
-    /// Bytes per element.
+    /// Bytes per element; a 4-bit float carries its share of an FP8 scale per 16 elements
+    /// (NVFP4), as every 4-bit float format in use has block scales.
     pub fn bytes(self) -> f64 {
         match self {
             Dtype::Fp32 | Dtype::Tf32 => 4.0,
             Dtype::Fp16 | Dtype::Bf16 => 2.0,
             Dtype::Fp8 | Dtype::Int8 => 1.0,
+            Dtype::Fp4 => 0.5 + 1.0 / 16.0,
             Dtype::Int4 => 0.5,
         }
     }
@@ -62,6 +66,7 @@ impl Dtype {
             Dtype::Bf16 => "bf16",
             Dtype::Fp8 => "fp8",
             Dtype::Int8 => "int8",
+            Dtype::Fp4 => "fp4",
             Dtype::Int4 => "int4",
         }
     }
@@ -287,6 +292,7 @@ impl DeviceProfile {
     pub fn peak_flops(&self, dtype: Dtype) -> f64 {
         let fallback_order: &[Dtype] = match dtype {
             Dtype::Int4 => &[Dtype::Int4, Dtype::Int8, Dtype::Fp8, Dtype::Bf16, Dtype::Fp16, Dtype::Fp32],
+            Dtype::Fp4 => &[Dtype::Fp4, Dtype::Fp8, Dtype::Bf16, Dtype::Fp16, Dtype::Fp32],
             Dtype::Int8 => &[Dtype::Int8, Dtype::Fp8, Dtype::Bf16, Dtype::Fp16, Dtype::Fp32],
             Dtype::Fp8 => &[Dtype::Fp8, Dtype::Bf16, Dtype::Fp16, Dtype::Fp32],
             Dtype::Bf16 => &[Dtype::Bf16, Dtype::Fp16, Dtype::Fp32],
@@ -300,6 +306,16 @@ impl DeviceProfile {
             .or_else(|| self.compute.peak_tflops.values().next())
             .map(|tflops| tflops.get() * 1e12)
             .unwrap_or(0.0)
+    }
+
+    /// Whether the device runs `dtype` natively (the profile gives its peak).
+    pub fn runs(&self, dtype: Dtype) -> bool {
+        self.compute.peak_tflops.contains_key(&dtype)
+    }
+
+    /// The dtypes the device runs natively, for messages.
+    pub fn dtypes(&self) -> String {
+        self.compute.peak_tflops.keys().map(|d| d.name()).collect::<Vec<_>>().join(", ")
     }
 
     /// This profile at a lower core clock: compute peaks scale by `clock_ratio`, power at full

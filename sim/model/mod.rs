@@ -8,8 +8,10 @@
 mod hf_config;
 mod ops;
 mod parallel;
+mod precision;
 mod spec;
 
-pub use ops::{BatchShape, OpKind, Operator, OperatorPlan};
+pub use ops::{AttentionHeads, BatchShape, OpKind, OpShape, Operator, OperatorPlan};
 pub use parallel::Parallelism;
+pub use precision::{Precision, WeightFormat};
 pub use spec::{MlaSpec, ModelSpec, MoeSpec};

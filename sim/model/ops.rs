@@ -4,13 +4,13 @@
 //! Operator names follow Vidur's profiling columns (`attn_pre_proj`, `mlp_up_proj`, ...) so
 //! that predictions can be compared with its measurements one to one.
 
-use super::{ModelSpec, Parallelism};
-use crate::hardware::Dtype;
+use super::{ModelSpec, Parallelism, Precision};
 
 /// What bounds an operator, which selects the efficiency factor the cost model applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OpKind {
     /// Dense matrix multiply.
+    #[default]
     Gemm,
     /// Fused attention over the KV cache.
     Attention,
@@ -21,7 +21,7 @@ pub enum OpKind {
 }
 
 /// One operator of an iteration, repeated `repeat` times (usually once per layer).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Operator {
     /// Vidur-style name.
     pub name: &'static str,
@@ -34,6 +34,69 @@ pub struct Operator {
     pub bytes: f64,
     /// Repetitions per iteration.
     pub repeat: u64,
+    /// Prefill attention: mean keys each query attends to (its efficiency depends on it).
+    pub keys_per_query: f64,
+    /// Weight-only formats: operations to expand the weights to 16 bits on the fly, per
+    /// repetition, run on the general-purpose cores.
+    pub dequant_ops: f64,
+    /// Runs at 16 bits whatever the deployment's precision (the MoE router and the LM head
+    /// stay unquantised in the checkpoints servesim knows).
+    pub unquantized: bool,
+    /// The per-device problem shape, for cost models that look measured times up by shape.
+    pub shape: OpShape,
+}
+
+/// The per-device problem shape of an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum OpShape {
+    /// No shape a table is keyed by.
+    #[default]
+    None,
+    /// `m` tokens times a `k` × `n` weight matrix.
+    Gemm {
+        /// Rows: tokens.
+        m: u64,
+        /// Output features.
+        n: u64,
+        /// Input features.
+        k: u64,
+    },
+    /// Causal attention of prompt chunks.
+    PrefillAttention {
+        /// Chunks (sequences).
+        sequences: u64,
+        /// Mean query tokens per chunk.
+        query_tokens: f64,
+        /// Mean KV tokens each chunk attends over (the chunk included).
+        kv_tokens: f64,
+        /// Heads per device.
+        heads: AttentionHeads,
+    },
+    /// One query token per sequence over its cache.
+    DecodeAttention {
+        /// Sequences.
+        sequences: u64,
+        /// Mean KV tokens per sequence.
+        kv_tokens: f64,
+        /// Heads per device.
+        heads: AttentionHeads,
+    },
+    /// A tensor-parallel all-reduce.
+    AllReduce {
+        /// Bytes per device.
+        bytes: f64,
+    },
+}
+
+/// The attention heads one device computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttentionHeads {
+    /// Query heads.
+    pub query: u64,
+    /// Key-value heads (MLA: 1, its latent).
+    pub kv: u64,
+    /// Query-key head dimension.
+    pub head_dim: u64,
 }
 
 /// The token-level shape of one iteration's batch.
@@ -43,6 +106,8 @@ pub struct BatchShape {
     pub prefill_tokens: u64,
     /// Decode tokens computed this iteration (one per decoding sequence).
     pub decode_tokens: u64,
+    /// Prefill chunks (one per sequence with prompt tokens this iteration).
+    pub prefill_chunks: u64,
     /// Query-key pairs of the prefill chunks' causal attention.
     pub prefill_attention_pairs: f64,
     /// KV-cache tokens the prefill chunks read (earlier context plus the chunk itself).
@@ -59,6 +124,7 @@ impl BatchShape {
     pub fn add_prefill_chunk(&mut self, context_tokens: u64, chunk_tokens: u64, samples: bool) {
         let q = chunk_tokens as f64;
         self.prefill_tokens += chunk_tokens;
+        self.prefill_chunks += 1;
         self.prefill_attention_pairs += q * context_tokens as f64 + q * (q + 1.0) / 2.0;
         self.prefill_kv_tokens += context_tokens + chunk_tokens;
         self.sampled_tokens += u64::from(samples);
@@ -94,6 +160,8 @@ pub struct OperatorPlan {
     weight_bytes: f64,
     activation_bytes: f64,
     kv_bytes: f64,
+    dequantized: bool,
+    attention_heads: AttentionHeads,
     /// Per device: attention input projection parameters, their output width.
     qkv_params: f64,
     qkv_out_width: f64,
@@ -119,10 +187,10 @@ struct MoePlan {
 }
 
 impl OperatorPlan {
-    /// Sizes for `model` split as `parallelism` says, with weights in `weight_dtype` and the
-    /// KV cache in `kv_dtype`; activations are 16-bit. Per-layer operators repeat only for the
-    /// layers of the largest pipeline stage.
-    pub fn new(model: &ModelSpec, parallelism: Parallelism, weight_dtype: Dtype, kv_dtype: Dtype) -> Self {
+    /// Sizes for `model` split as `parallelism` says, at `precision` (weights, activations and
+    /// KV cache at their formats' bytes). Per-layer operators repeat only for the layers of the
+    /// largest pipeline stage.
+    pub fn new(model: &ModelSpec, parallelism: Parallelism, precision: Precision) -> Self {
         let pp = parallelism.pipeline;
         let tp = parallelism.tensor as f64;
         let (qk_dim, v_dim) = model.attention_head_dims();
@@ -147,9 +215,15 @@ impl OperatorPlan {
             moe_layers: (model.layers - model.dense_layers()).div_ceil(pp),
             tensor_parallel: parallelism.tensor,
             hidden: model.hidden_size as f64,
-            weight_bytes: weight_dtype.bytes(),
-            activation_bytes: 2.0,
-            kv_bytes: kv_dtype.bytes(),
+            weight_bytes: precision.weights.bytes_per_param(),
+            activation_bytes: precision.activation_bytes(),
+            kv_bytes: precision.kv.bytes(),
+            dequantized: precision.weights.dequantized(),
+            attention_heads: AttentionHeads {
+                query: query_heads,
+                kv: if model.mla.is_some() { 1 } else { kv_heads },
+                head_dim: qk_dim,
+            },
             qkv_params,
             qkv_out_width,
             o_params: model.attention_output_params() as f64 / tp,
@@ -178,62 +252,130 @@ impl OperatorPlan {
 
     /// Fills `out` with the operators of an iteration of shape `batch` (cleared first).
     pub fn operators(&self, batch: &BatchShape, out: &mut Vec<Operator>) {
+        self.operators_padded(batch, batch.total_tokens(), out);
+    }
+
+    /// The same with the token-parallel operators (GEMMs, norms, all-reduces) run over
+    /// `padded_tokens` ≥ the batch's tokens, as a CUDA graph captured for a larger batch does.
+    pub fn operators_padded(&self, batch: &BatchShape, padded_tokens: u64, out: &mut Vec<Operator>) {
         out.clear();
         if batch.is_empty() {
             return;
         }
-        let t = batch.total_tokens() as f64;
+        let tokens = padded_tokens.max(batch.total_tokens());
+        let t = tokens as f64;
         let h = self.hidden;
+        // Norms, rotary embeddings and residual adds run at 16 bits whatever the GEMMs do.
+        let e = 2.0;
         let a = self.activation_bytes;
         let w = self.weight_bytes;
         let layers = self.layers;
-        let mut push = |name, kind, flops: f64, bytes: f64, repeat: u64| {
-            if repeat > 0 {
-                out.push(Operator { name, kind, flops, bytes, repeat });
+        let dequantized = self.dequantized;
+        let mut push = |op: Operator| {
+            if op.repeat > 0 {
+                out.push(op);
             }
         };
-        let gemm = |params: f64, in_width: f64, out_width: f64| {
-            (2.0 * t * params, params * w + t * (in_width + out_width) * a)
+        let memory = |name, flops: f64, bytes: f64, repeat: u64| Operator {
+            name,
+            kind: OpKind::Memory,
+            flops,
+            bytes,
+            repeat,
+            ..Operator::default()
+        };
+        // A GEMM of `t` tokens through `params` weights taking `k` inputs to `n` outputs per
+        // token (per device; MLA's low-rank projections have fewer weights than k × n).
+        let gemm = |name, params: f64, k: f64, n: f64, repeat: u64| {
+            Operator {
+                name,
+                kind: OpKind::Gemm,
+                flops: 2.0 * t * params,
+                bytes: params * w + t * (k + n) * a,
+                repeat,
+                // Weight-only formats expand each weight once per 64-token tile of the batch
+                // (scale, zero, convert, pack: four operations).
+                dequant_ops: if dequantized { params * (t / 64.0).ceil() * 4.0 } else { 0.0 },
+                shape: OpShape::Gemm { m: tokens, n: n.round() as u64, k: (params / n).round() as u64 },
+                ..Operator::default()
+            }
         };
 
-        push("input_layernorm", OpKind::Memory, 4.0 * t * h, 2.0 * t * h * a, layers);
-        let (f, b) = gemm(self.qkv_params, h, self.qkv_out_width);
-        push("attn_pre_proj", OpKind::Gemm, f, b, layers);
-        push("attn_rope", OpKind::Memory, 3.0 * t * self.rope_width, 2.0 * t * self.rope_width * a, layers);
+        push(memory("input_layernorm", 4.0 * t * h, 2.0 * t * h * e, layers));
+        push(gemm("attn_pre_proj", self.qkv_params, h, self.qkv_out_width, layers));
+        push(memory("attn_rope", 3.0 * t * self.rope_width, 2.0 * t * self.rope_width * e, layers));
 
         let head_flops = 2.0 * self.heads * (self.qk_dim + self.v_dim);
         let kv_token_bytes = self.kv_elements_per_token * self.kv_bytes;
+        let q_bytes = self.heads * (self.qk_dim + self.v_dim) * e;
         if batch.prefill_tokens > 0 {
             let q = batch.prefill_tokens as f64;
-            let bytes =
-                q * self.heads * (self.qk_dim + self.v_dim) * a + batch.prefill_kv_tokens as f64 * kv_token_bytes;
-            push("attn_prefill", OpKind::Attention, head_flops * batch.prefill_attention_pairs, bytes, layers);
+            let chunks = batch.prefill_chunks.max(1);
+            push(Operator {
+                name: "attn_prefill",
+                kind: OpKind::Attention,
+                flops: head_flops * batch.prefill_attention_pairs,
+                bytes: q * q_bytes + batch.prefill_kv_tokens as f64 * kv_token_bytes,
+                repeat: layers,
+                keys_per_query: batch.prefill_attention_pairs / q,
+                shape: OpShape::PrefillAttention {
+                    sequences: chunks,
+                    query_tokens: q / chunks as f64,
+                    kv_tokens: batch.prefill_kv_tokens as f64 / chunks as f64,
+                    heads: self.attention_heads,
+                },
+                ..Operator::default()
+            });
         }
         if batch.decode_tokens > 0 {
             let d = batch.decode_tokens as f64;
-            let bytes = d * self.heads * (self.qk_dim + self.v_dim) * a
-                + (batch.decode_context_tokens as f64 + d) * kv_token_bytes;
-            push("attn_decode", OpKind::Attention, head_flops * batch.decode_context_tokens as f64, bytes, layers);
+            push(Operator {
+                name: "attn_decode",
+                kind: OpKind::Attention,
+                flops: head_flops * batch.decode_context_tokens as f64,
+                bytes: d * q_bytes + (batch.decode_context_tokens as f64 + d) * kv_token_bytes,
+                repeat: layers,
+                keys_per_query: batch.decode_context_tokens as f64 / d,
+                shape: OpShape::DecodeAttention {
+                    sequences: batch.decode_tokens,
+                    kv_tokens: batch.decode_context_tokens as f64 / d,
+                    heads: self.attention_heads,
+                },
+                ..Operator::default()
+            });
         }
 
-        let (f, b) = gemm(self.o_params, self.o_in_width, h);
-        push("attn_post_proj", OpKind::Gemm, f, b, layers);
+        push(gemm("attn_post_proj", self.o_params, self.o_in_width, h, layers));
+        let all_reduce = |name, repeat| {
+            let bytes = t * h * e;
+            Operator {
+                name,
+                kind: OpKind::AllReduce,
+                bytes,
+                repeat,
+                shape: OpShape::AllReduce { bytes },
+                ..Operator::default()
+            }
+        };
         if self.tensor_parallel > 1 {
-            push("attn_all_reduce", OpKind::AllReduce, 0.0, t * h * a, layers);
+            push(all_reduce("attn_all_reduce", layers));
         }
-        push("post_attention_layernorm", OpKind::Memory, 4.0 * t * h, 2.0 * t * h * a, layers);
+        push(memory("post_attention_layernorm", 4.0 * t * h, 2.0 * t * h * e, layers));
 
         let up_matrices = self.mlp_matrices - 1.0;
         if self.dense_layers > 0 {
             let i = self.intermediate;
-            let (f, b) = gemm(up_matrices * h * i, h, up_matrices * i);
-            push("mlp_up_proj", OpKind::Gemm, f, b, self.dense_layers);
-            push("mlp_act", OpKind::Memory, 4.0 * t * i, (up_matrices + 1.0) * t * i * a, self.dense_layers);
-            let (f, b) = gemm(h * i, i, h);
-            push("mlp_down_proj", OpKind::Gemm, f, b, self.dense_layers);
+            push(gemm("mlp_up_proj", up_matrices * h * i, h, up_matrices * i, self.dense_layers));
+            push(memory("mlp_act", 4.0 * t * i, (up_matrices + 1.0) * t * i * e, self.dense_layers));
+            push(gemm("mlp_down_proj", h * i, i, h, self.dense_layers));
         }
         if let Some(moe) = &self.moe {
-            push("moe_gate", OpKind::Gemm, 2.0 * t * h * moe.experts, h * moe.experts * w + t * h * a, self.moe_layers);
+            let mut gate = gemm("moe_gate", h * moe.experts, h, moe.experts, self.moe_layers);
+            // The router runs at 16 bits, unquantised.
+            gate.bytes = h * moe.experts * e + t * h * e;
+            gate.dequant_ops = 0.0;
+            gate.unquantized = true;
+            push(gate);
             // Distinct experts hit by t tokens each choosing k of E uniformly: every hit expert's
             // weights are read once.
             let hit = moe.experts * (1.0 - (1.0 - moe.experts_per_token / moe.experts).powf(t));
@@ -241,28 +383,54 @@ impl OperatorPlan {
             let expert_params = self.mlp_matrices * h * moe.expert_intermediate;
             let bytes =
                 hit * expert_params * w + routed * (2.0 * h + (up_matrices + 1.0) * moe.expert_intermediate) * a;
-            push("moe_experts", OpKind::Gemm, 2.0 * routed * expert_params, bytes, self.moe_layers);
+            push(Operator {
+                name: "moe_experts",
+                kind: OpKind::Gemm,
+                flops: 2.0 * routed * expert_params,
+                bytes,
+                repeat: self.moe_layers,
+                dequant_ops: if dequantized { hit * expert_params * 4.0 } else { 0.0 },
+                ..Operator::default()
+            });
             if moe.shared_intermediate > 0.0 {
                 let shared_params = self.mlp_matrices * h * moe.shared_intermediate;
                 let bytes = shared_params * w + t * (2.0 * h + (up_matrices + 1.0) * moe.shared_intermediate) * a;
-                push("moe_shared_experts", OpKind::Gemm, 2.0 * t * shared_params, bytes, self.moe_layers);
+                push(Operator {
+                    name: "moe_shared_experts",
+                    kind: OpKind::Gemm,
+                    flops: 2.0 * t * shared_params,
+                    bytes,
+                    repeat: self.moe_layers,
+                    dequant_ops: if dequantized { shared_params * (t / 64.0).ceil() * 4.0 } else { 0.0 },
+                    ..Operator::default()
+                });
             }
         }
         if self.tensor_parallel > 1 {
-            push("mlp_all_reduce", OpKind::AllReduce, 0.0, t * h * a, layers);
+            push(all_reduce("mlp_all_reduce", layers));
         }
         // Two residual adds per layer, each reading two tensors and writing one.
-        push("add", OpKind::Memory, t * h, 3.0 * t * h * a, 2 * layers);
+        push(memory("add", t * h, 3.0 * t * h * e, 2 * layers));
 
         // Once per iteration: embedding lookup, final norm, LM head and sampling over the
         // sequences that produce a token.
-        push("emb", OpKind::Memory, 0.0, 2.0 * t * h * a, 1);
-        push("final_layernorm", OpKind::Memory, 4.0 * t * h, 2.0 * t * h * a, 1);
+        push(memory("emb", 0.0, 2.0 * t * h * e, 1));
+        push(memory("final_layernorm", 4.0 * t * h, 2.0 * t * h * e, 1));
         let s = batch.sampled_tokens as f64;
         if s > 0.0 {
+            // The LM head stays at 16 bits in every quantised checkpoint servesim knows.
             let params = h * self.vocab;
-            push("lm_head", OpKind::Gemm, 2.0 * s * params, params * w + s * (h * a + self.vocab * 4.0), 1);
-            push("sampler", OpKind::Memory, 5.0 * s * self.vocab, 2.0 * s * self.vocab * 4.0, 1);
+            push(Operator {
+                name: "lm_head",
+                kind: OpKind::Gemm,
+                flops: 2.0 * s * params,
+                bytes: params * e + s * (h * e + self.vocab * 4.0),
+                repeat: 1,
+                unquantized: true,
+                shape: OpShape::Gemm { m: batch.sampled_tokens, n: self.vocab.round() as u64, k: h as u64 },
+                ..Operator::default()
+            });
+            push(memory("sampler", 5.0 * s * self.vocab, 2.0 * s * self.vocab * 4.0, 1));
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A checked model architecture and the sizes derived from it.
 
 use super::hf_config::HfConfig;
+use super::WeightFormat;
 use crate::error::{Error, Location, Result};
 use crate::hardware::Dtype;
 use serde::Serialize;
@@ -297,9 +298,22 @@ impl ModelSpec {
         }
     }
 
-    /// Bytes of weights at `dtype`.
-    pub fn weight_bytes(&self, dtype: Dtype) -> f64 {
-        self.parameter_count() as f64 * dtype.bytes()
+    /// Bytes of weights stored as `format`. Quantised formats leave the embeddings and the
+    /// LM head at 16 bits, as published FP8, INT4 and FP4 checkpoints do.
+    pub fn weight_bytes(&self, format: WeightFormat) -> f64 {
+        let all = self.parameter_count() as f64;
+        let bytes = format.bytes_per_param();
+        if bytes >= 2.0 {
+            return all * bytes;
+        }
+        let tables = self.embedding_params() as f64;
+        (all - tables) * bytes + tables * 2.0
+    }
+
+    /// Parameters of the token embedding and the LM head (once if tied).
+    pub fn embedding_params(&self) -> u64 {
+        let copies = if self.tied_embeddings { 1 } else { 2 };
+        copies * self.vocab_size * self.hidden_size
     }
 
     /// KV-cache elements per token per layer (K and V for each KV head, or the MLA latent).

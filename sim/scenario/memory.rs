@@ -2,7 +2,7 @@
 //! left for the KV cache (vLLM's `gpu_memory_utilization` rule).
 
 use crate::hardware::{DeviceProfile, Dtype};
-use crate::model::{ModelSpec, Parallelism};
+use crate::model::{ModelSpec, Parallelism, WeightFormat};
 use crate::serving::SchedulerConfig;
 use serde::Serialize;
 
@@ -36,8 +36,8 @@ pub struct MemoryRequest<'a> {
     pub model: &'a ModelSpec,
     /// The device.
     pub device: &'a DeviceProfile,
-    /// Weight dtype.
-    pub weight_dtype: Dtype,
+    /// Weight format.
+    pub weights: WeightFormat,
     /// KV-cache dtype.
     pub kv_dtype: Dtype,
     /// How the model is split.
@@ -65,12 +65,12 @@ pub struct DoesNotFit {
 impl MemoryPlan {
     /// The split for `request`; when the model does not fit, which field is to blame.
     pub fn new(request: &MemoryRequest) -> Result<MemoryPlan, DoesNotFit> {
-        let MemoryRequest { model, device, weight_dtype, kv_dtype, parallelism, scheduler, .. } = *request;
+        let MemoryRequest { model, device, weights, kv_dtype, parallelism, scheduler, .. } = *request;
         let tp = parallelism.tensor as f64;
         let usable_bytes = device.memory_bytes() * request.memory_utilization;
         // Each stage holds the weights and KV of its share of the layers (the first stage's
         // share is rounded up).
-        let weight_bytes = model.weight_bytes(weight_dtype) / tp * parallelism.stage_fraction(model);
+        let weight_bytes = model.weight_bytes(weights) / tp * parallelism.stage_fraction(model);
         // Activations of the largest iteration: the widest live tensors of one layer (input,
         // QKV output, gated-MLP intermediate) in 16 bits, plus fp32 logits of every sequence.
         let tokens = scheduler.max_num_batched_tokens as f64;
@@ -124,7 +124,7 @@ impl MemoryPlan {
         Err(DoesNotFit {
             field,
             message: format!(
-                "{} ({}) does not fit on {} × tensor_parallel {} × pipeline_parallel {}: each device needs {:.1} GiB (weights {:.1} GiB in {weight_dtype}, activations {:.1} GiB, runtime reserve {:.1} GiB) plus room for at least one KV block ({:.2} MiB of {block_size_tokens} tokens), but has {:.1} GiB usable ({:.0} GiB × memory_utilization {}); {advice}",
+                "{} ({}) does not fit on {} × tensor_parallel {} × pipeline_parallel {}: each device needs {:.1} GiB (weights {:.1} GiB in {weights}, activations {:.1} GiB, runtime reserve {:.1} GiB) plus room for at least one KV block ({:.2} MiB of {block_size_tokens} tokens), but has {:.1} GiB usable ({:.0} GiB × memory_utilization {}); {advice}",
                 model.name,
                 model.architecture,
                 device.name,

@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::hardware::{bundled_scenario, Catalog, Dtype};
 use crate::input::YamlSource;
 use crate::metrics::Slo;
-use crate::model::ModelSpec;
+use crate::model::{ModelSpec, WeightFormat};
 use crate::records::RequestSpec;
 use crate::topology::Fabric;
 use schema::ScenarioFile;
@@ -60,9 +60,9 @@ pub struct Scenario {
     pub seed: u64,
     /// The model (pools may name their own).
     pub model: ModelSpec,
-    /// Weight dtype of the scenario's model.
-    pub weight_dtype: Dtype,
-    /// KV-cache dtype of the scenario's model.
+    /// Weight format of the scenario's model (pools may override it).
+    pub weights: WeightFormat,
+    /// KV-cache dtype of the first pool.
     pub kv_dtype: Dtype,
     /// Router policy for new requests.
     pub router: RouterKind,
@@ -135,11 +135,11 @@ impl Scenario {
             check_plain_name(name).map_err(|message| source.error("name", message))?;
         }
         let model = Arc::new(catalog.model(&file.model, source, "model")?);
-        let (weight_dtype, kv_dtype) = pools::dtypes(&model, file.dtype, file.kv_cache_dtype);
+        let weights = pools::weight_format(&model, file.dtype);
         if file.deployment.pools.is_empty() {
             return Err(source.error("deployment.pools", "list at least one pool of replicas"));
         }
-        let defaults = pools::PoolDefaults { model: &model, weight_dtype: file.dtype, kv_dtype: file.kv_cache_dtype };
+        let defaults = pools::PoolDefaults { model: &model, weights: file.dtype, kv_dtype: file.kv_cache_dtype };
         let mut pools = Vec::new();
         for (index, pool) in file.deployment.pools.iter().enumerate() {
             pools.push(pools::resolve_pool(index, pool, &file, source, catalog, &defaults)?);
@@ -190,8 +190,8 @@ impl Scenario {
             origin: source.name.clone(),
             seed,
             model: (*model).clone(),
-            weight_dtype,
-            kv_dtype,
+            weights,
+            kv_dtype: pools[0].precision.kv,
             router: file.deployment.router,
             decode_router: file.deployment.decode_router.unwrap_or(RouterKind::LeastKvLoad),
             kv_streaming: file.deployment.kv_transfer.layerwise,

@@ -9,7 +9,7 @@ use crate::calibration::Calibration;
 use crate::error::Result;
 use crate::hardware::{Catalog, DeviceProfile, Dtype, LinkProfile};
 use crate::input::YamlSource;
-use crate::model::{ModelSpec, Parallelism};
+use crate::model::{ModelSpec, Parallelism, Precision, WeightFormat};
 use crate::serving::{Role, SchedulerConfig};
 use crate::topology::Fabric;
 use std::sync::Arc;
@@ -90,10 +90,8 @@ pub struct PoolPlan {
     pub initial_prefill_replicas: u64,
     /// The model served.
     pub model: Arc<ModelSpec>,
-    /// Weight dtype.
-    pub weight_dtype: Dtype,
-    /// KV-cache dtype.
-    pub kv_dtype: Dtype,
+    /// Weight format, what the GEMMs and attention compute in, and the KV-cache dtype.
+    pub precision: Precision,
     /// Device profile.
     pub device: DeviceProfile,
     /// Replicas.
@@ -137,20 +135,64 @@ impl PoolPlan {
 /// The scenario's defaults a pool may override.
 pub(super) struct PoolDefaults<'a> {
     pub model: &'a Arc<ModelSpec>,
-    pub weight_dtype: Option<Dtype>,
+    pub weights: Option<WeightFormat>,
     pub kv_dtype: Option<Dtype>,
 }
 
-/// Weight and KV dtypes: the given ones, else the model's published dtype (fp32 served as
-/// bf16) and a 16-bit cache.
-pub(super) fn dtypes(model: &ModelSpec, weight: Option<Dtype>, kv: Option<Dtype>) -> (Dtype, Dtype) {
-    let weight_dtype = weight.or(model.published_dtype).unwrap_or(Dtype::Bf16);
-    let weight_dtype = if weight_dtype == Dtype::Fp32 { Dtype::Bf16 } else { weight_dtype };
-    let kv_dtype = kv.unwrap_or(match weight_dtype {
-        Dtype::Fp16 => Dtype::Fp16,
-        _ => Dtype::Bf16,
-    });
-    (weight_dtype, kv_dtype)
+/// The weight format given, else the model's published dtype (fp32 checkpoints are served at
+/// 16 bits).
+pub(super) fn weight_format(model: &ModelSpec, weights: Option<WeightFormat>) -> WeightFormat {
+    weights.unwrap_or(match model.published_dtype {
+        Some(Dtype::Fp16) => WeightFormat::Fp16,
+        Some(Dtype::Fp8) => WeightFormat::Fp8,
+        _ => WeightFormat::Bf16,
+    })
+}
+
+/// The 16-bit type a pool computes in: fp16 for fp16 weights or a device without bf16.
+fn half_dtype(weights: WeightFormat, device: &DeviceProfile) -> Dtype {
+    if weights == WeightFormat::Fp16 || (!device.runs(Dtype::Bf16) && device.runs(Dtype::Fp16)) {
+        Dtype::Fp16
+    } else {
+        Dtype::Bf16
+    }
+}
+
+/// The precision of `weights` with a `kv` cache (default: the 16-bit compute type) on
+/// `device`; an error at `field` when the device cannot run what that needs.
+pub(super) fn precision(
+    weights: WeightFormat,
+    kv: Option<Dtype>,
+    device: &DeviceProfile,
+    source: &YamlSource,
+    field: &str,
+) -> Result<Precision> {
+    let half = half_dtype(weights, device);
+    let kv = kv.unwrap_or(half);
+    let serves_kv = [Dtype::Fp32, Dtype::Bf16, Dtype::Fp16, Dtype::Fp8, Dtype::Int8, Dtype::Fp4];
+    if !serves_kv.contains(&kv) {
+        return Err(source.error(
+            &format!("{field}kv_cache_dtype"),
+            format!(
+                "kv_cache_dtype {kv} is not a KV-cache format serving engines use; use bf16, fp16, fp8, int8 or fp4"
+            ),
+        ));
+    }
+    let precision = Precision::resolve(weights, half, kv, &|d| device.runs(d));
+    for dtype in precision.required() {
+        if !device.runs(dtype) {
+            return Err(source.error(
+                &format!("{field}dtype"),
+                format!(
+                    "{} cannot run {weights} weights: they compute in {dtype}, which the device profile gives no peak for; it runs {} (choose a weight format those cover, e.g. {})",
+                    device.name,
+                    device.dtypes(),
+                    if device.runs(Dtype::Fp8) { "fp8 or int4_awq" } else { "bf16 or int4_awq" }
+                ),
+            ));
+        }
+    }
+    Ok(precision)
 }
 
 /// Resolves and checks pool `index` of `file`.
@@ -167,8 +209,7 @@ pub(super) fn resolve_pool(
         Some(reference) => Arc::new(catalog.model(reference, source, &format!("{field}.model"))?),
         None => defaults.model.clone(),
     };
-    let (weight_dtype, kv_dtype) =
-        dtypes(&model, pool.dtype.or(defaults.weight_dtype), pool.kv_cache_dtype.or(defaults.kv_dtype));
+    let weights = weight_format(&model, pool.dtype.or(defaults.weights));
     let device = catalog.device(&pool.device, source, &format!("{field}.device"))?;
     let device = device.at_clock(pool.clock_ratio.get()).ok_or_else(|| {
         source.error(
@@ -181,6 +222,10 @@ pub(super) fn resolve_pool(
             ),
         )
     })?;
+    // A pool's own dtype is its error; an inherited one is the scenario's.
+    let dtype_field =
+        if pool.dtype.is_some() || pool.kv_cache_dtype.is_some() { format!("{field}.") } else { String::new() };
+    let precision = precision(weights, pool.kv_cache_dtype.or(defaults.kv_dtype), &device, source, &dtype_field)?;
     let parallelism = Parallelism::new(pool.tensor_parallel.get(), pool.pipeline_parallel.get());
     parallelism.check(&model).map_err(|(what, message)| source.error(&format!("{field}.{what}"), message))?;
     let interconnect = match &pool.interconnect {
@@ -254,8 +299,8 @@ pub(super) fn resolve_pool(
     let memory = MemoryPlan::new(&MemoryRequest {
         model: &model,
         device: &device,
-        weight_dtype,
-        kv_dtype,
+        weights,
+        kv_dtype: precision.kv,
         parallelism,
         memory_utilization: pool.memory_utilization.get(),
         runtime_reserve_gib: pool.runtime_reserve_gib.get(),
@@ -349,8 +394,7 @@ pub(super) fn resolve_pool(
         role,
         initial_prefill_replicas,
         model,
-        weight_dtype,
-        kv_dtype,
+        precision,
         device,
         replicas,
         parallelism,
@@ -424,12 +468,12 @@ pub(super) fn check_deployment(pools: &[PoolPlan], source: &YamlSource) -> Resul
     }
     for (i, p) in pools.iter().enumerate().filter(|(_, p)| prefill(p)) {
         for d in pools.iter().filter(|d| decode(d)) {
-            if p.kv_dtype != d.kv_dtype {
+            if p.precision.kv != d.precision.kv {
                 return Err(source.error(
                     &format!("deployment.pools[{i}].kv_cache_dtype"),
                     format!(
                         "pool {} keeps its KV cache in {} but pool {} in {}: KV cannot move between them as is",
-                        p.name, p.kv_dtype, d.name, d.kv_dtype
+                        p.name, p.precision.kv, d.name, d.precision.kv
                     ),
                 ));
             }

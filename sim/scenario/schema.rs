@@ -4,6 +4,7 @@
 
 use crate::hardware::Dtype;
 use crate::input::checked::{Count, Fraction, NonNegative, Positive};
+use crate::model::WeightFormat;
 use crate::serving::Policy;
 use serde::{Deserialize, Serialize};
 
@@ -22,10 +23,12 @@ pub struct ScenarioFile {
     pub seed: u64,
     /// Bundled model name or path to a Hugging Face config.json.
     pub model: String,
-    /// Weight dtype (default: the model's published dtype, else bf16).
+    /// Weight format (default: the model's published dtype, else bf16): bf16, fp16, fp8,
+    /// fp8_block, int8, nvfp4, mxfp4, int4_awq (alias int4) or int4_gptq.
     #[serde(default)]
-    pub dtype: Option<Dtype>,
-    /// KV-cache dtype (default: the weight dtype, 16-bit at least).
+    pub dtype: Option<WeightFormat>,
+    /// KV-cache dtype (default: the 16-bit type the model computes in): bf16, fp16, fp8, int8
+    /// or fp4.
     #[serde(default)]
     pub kv_cache_dtype: Option<Dtype>,
     /// Where and how the model is served.
@@ -226,9 +229,9 @@ pub struct PoolSection {
     /// The model this pool serves (default: the scenario's `model`).
     #[serde(default)]
     pub model: Option<String>,
-    /// Weight dtype of this pool (default: the scenario's `dtype`).
+    /// Weight format of this pool (default: the scenario's `dtype`).
     #[serde(default)]
-    pub dtype: Option<Dtype>,
+    pub dtype: Option<WeightFormat>,
     /// KV-cache dtype of this pool (default: the scenario's `kv_cache_dtype`).
     #[serde(default)]
     pub kv_cache_dtype: Option<Dtype>,
