@@ -7,9 +7,11 @@
 //! are further implementations of the same trait.
 
 mod efficiency;
+mod measured;
 mod roofline;
 
 pub use efficiency::{Curve, Efficiency, FittedEfficiency, ProfileEfficiency};
+pub use measured::{MeasuredContext, OperatorTimes};
 pub use roofline::RooflineCostModel;
 
 use crate::model::BatchShape;

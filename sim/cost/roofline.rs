@@ -7,6 +7,7 @@
 //! as slow as the one with the most layers plus the embedding and LM head.
 
 use super::efficiency::{Efficiency, ProfileEfficiency};
+use super::measured::{MeasuredContext, OperatorTimes};
 use super::{CostModel, IterationCost, ResourceShare};
 use crate::engine::secs_to_nanos;
 use crate::hardware::{DeviceProfile, Dtype};
@@ -35,6 +36,10 @@ pub struct RooflineCostModel {
     pipeline_parallel: u64,
     hidden_size: f64,
     host_launch_s: f64,
+    measured: Option<Arc<dyn OperatorTimes>>,
+    measured_context: MeasuredContext,
+    /// The share of the devices the iteration being priced runs on.
+    share: ResourceShare,
     scratch: Vec<Operator>,
 }
 
@@ -72,6 +77,13 @@ impl RooflineCostModel {
             pipeline_parallel: parallelism.pipeline,
             hidden_size: model.hidden_size as f64,
             host_launch_s: 0.0,
+            measured: None,
+            measured_context: MeasuredContext {
+                precision,
+                tensor_parallel: comm.tensor_parallel,
+                single_node: comm.tp_nodes_spanned <= 1,
+            },
+            share: ResourceShare::WHOLE,
             scratch: Vec::with_capacity(32),
         }
     }
@@ -82,8 +94,29 @@ impl RooflineCostModel {
         self
     }
 
-    /// Seconds one repetition of `op` takes.
+    /// Prices the operators `times` covers by its measurements (the roofline prices the rest).
+    pub fn with_measured(mut self, times: Arc<dyn OperatorTimes>) -> Self {
+        self.measured = Some(times);
+        self
+    }
+
+    /// Seconds one repetition of `op` takes: measured where the tables cover it, else the
+    /// roofline.
     pub fn operator_seconds(&self, op: &Operator) -> f64 {
+        if let Some(measured_s) = self.measured.as_ref().and_then(|m| m.seconds(op, &self.measured_context)) {
+            // On a share of the device, compute-bound work slows by the compute share and
+            // streaming work by the bandwidth share.
+            let share = match op.shape {
+                crate::model::OpShape::DecodeAttention { .. } => self.share.memory_bandwidth,
+                _ => self.share.compute,
+            };
+            return measured_s / share;
+        }
+        self.roofline_seconds(op)
+    }
+
+    /// Seconds one repetition of `op` takes by the roofline.
+    pub fn roofline_seconds(&self, op: &Operator) -> f64 {
         let e = &self.efficiency;
         let memory_s = |name: &str| op.bytes / (self.peak_bytes_per_s * e.memory(name, op.bytes));
         match op.kind {
@@ -145,7 +178,9 @@ impl CostModel for RooflineCostModel {
             self.attention_peak_flops *= share.compute;
             self.vector_peak_flops *= share.compute;
             self.peak_bytes_per_s *= share.memory_bandwidth;
+            self.share = share;
             let cost = self.iteration_shared(batch, ResourceShare::WHOLE);
+            self.share = ResourceShare::WHOLE;
             (
                 self.gemm_peak_flops,
                 self.half_peak_flops,

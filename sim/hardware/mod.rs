@@ -18,7 +18,7 @@ pub use device::{
     OVERHEAD_US,
 };
 pub use link::{LinkKind, LinkProfile};
-pub use node::{DeviceGroup, Interconnect, NodeProfile, ScaleOut, Topology};
+pub use node::{DeviceGroup, HostStorage, Interconnect, NodeProfile, NvmeSpec, ScaleOut, Topology};
 
 use crate::error::Result;
 use crate::input::YamlSource;

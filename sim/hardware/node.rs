@@ -2,7 +2,7 @@
 //! NICs that join it to a cluster fabric.
 
 use crate::error::Result;
-use crate::input::checked::Count;
+use crate::input::checked::{Count, Positive};
 use crate::input::YamlSource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -53,6 +53,31 @@ pub struct ScaleOut {
     pub members: Vec<String>,
 }
 
+/// Storage outside the accelerators that a serving engine can offload KV blocks to: the
+/// host's DRAM and its local NVMe drives, reached from each accelerator over the link that
+/// joins it to a CPU group (its PCIe or chip-to-chip link).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostStorage {
+    /// Host DRAM of the whole node, GiB.
+    pub memory_gib: Positive,
+    /// Local NVMe drives of the whole node.
+    #[serde(default)]
+    pub nvme: Option<NvmeSpec>,
+}
+
+/// A node's local NVMe drives together.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NvmeSpec {
+    /// Capacity, GiB.
+    pub capacity_gib: Positive,
+    /// Sequential read bandwidth of all drives together, GB/s.
+    pub read_gbs: Positive,
+    /// Sequential write bandwidth of all drives together, GB/s.
+    pub write_gbs: Positive,
+}
+
 /// One node profile as read from `hardware-profiles/nodes/*.yaml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +94,9 @@ pub struct NodeProfile {
     /// NICs to the cluster fabric.
     #[serde(default)]
     pub scale_out: Option<ScaleOut>,
+    /// Host DRAM and NVMe for KV offload (absent: the node offers no KV tiers).
+    #[serde(default)]
+    pub host: Option<HostStorage>,
     /// Field path → citation.
     pub sources: BTreeMap<String, String>,
 }
@@ -144,6 +172,9 @@ impl NodeProfile {
             if !known_link(&scale_out.link) {
                 return Err(source.error("scale_out.link", format!("unknown link {:?}", scale_out.link)));
             }
+        }
+        if node.host.is_some() && !node.sources.keys().any(|k| k == "host" || k.starts_with("host.")) {
+            return Err(source.error("sources", "add a `host:` source for the host memory and NVMe figures"));
         }
         // Counts are covered by a `devices` source; links carry their own sources.
         if !node.sources.keys().any(|k| k == "devices" || k.starts_with("devices")) {

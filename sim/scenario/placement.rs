@@ -28,6 +28,8 @@ pub struct ParallelComm {
     pub tp_all_reduce: CollectiveCost,
     /// Activation hand-off between consecutive stages (the slowest boundary).
     pub pp_send: CollectiveCost,
+    /// Most nodes one tensor-parallel group spans (1: inside one machine).
+    pub tp_nodes_spanned: u64,
 }
 
 /// Where one replica runs.
@@ -228,6 +230,7 @@ pub(super) fn build_fabric(
                     }],
                     interconnects,
                     scale_out: None,
+                    host: None,
                     sources: BTreeMap::new(),
                 };
                 (node, pool.replicas)
@@ -384,6 +387,7 @@ pub(super) fn place(fabric: &Fabric, source: &YamlSource, pools: &[PoolDemand]) 
                 pp_send = pp_send.max(send);
             }
             let comm = ParallelComm {
+                tp_nodes_spanned: stages.iter().map(|g| nodes_of(g)).max().unwrap_or(1),
                 tensor_parallel: tp as u64,
                 pipeline_parallel: pp as u64,
                 tp_all_reduce: CollectiveCost { affine: tp_all_reduce, efficiency: curve("all_reduce", stages[0]) },
