@@ -45,12 +45,13 @@ fn table(out: &mut String, name: &str, items: &[(String, PathBuf)]) {
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let mut out = String::new();
-    let groups: [(&str, &str, &Picker); 6] = [
+    let groups: [(&str, &str, &Picker); 7] = [
         ("BUNDLED_DEVICES", "hardware-profiles/devices", &yaml_files),
         ("BUNDLED_LINKS", "hardware-profiles/links", &yaml_files),
         ("BUNDLED_MODELS", "models", &model_configs),
         ("BUNDLED_NODES", "hardware-profiles/nodes", &yaml_files),
         ("BUNDLED_CALIBRATIONS", "hardware-profiles/calibrations", &yaml_files),
+        ("BUNDLED_ENGINES", "hardware-profiles/engines", &yaml_files),
         ("BUNDLED_SCENARIOS", "scenarios", &yaml_files),
     ];
     for (name, dir, pick) in groups {

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod commands;
 pub mod cost;
 pub mod engine;
+pub mod engine_profiles;
 pub mod error;
 pub mod hardware;
 pub mod input;

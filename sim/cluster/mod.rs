@@ -6,15 +6,16 @@
 //! (with a switching pool), then the replicas of every pool in order. Components only know
 //! each other's ids; what they share is the [`ServingState`].
 
-use crate::cost::{CostModel, Efficiency, ProfileEfficiency, RooflineCostModel};
+use crate::cost::{CostModel, Efficiency, GraphPlan, HostOverheads, ProfileEfficiency, RooflineCostModel};
 use crate::engine::{ComponentId, RunStats, SimTime, Simulation};
+use crate::engine_profiles::{Batching, EngineProfile, GraphMode};
 use crate::records::Recorder;
 use crate::scenario::{PoolPlan, PoolRole, ReplicaPlacement, RouterKind, Scenario};
 use crate::serving::{
-    BlockPool, Executor, Handoff, IterationRecord, KvLayout, KvManager, LeastKvLoad, LeastOutstandingTokens, Msg,
-    Network, PowerOfTwo, Replica, ReplicaGauge, ReplicaHardware, ReplicaSetup, ReplicaStats, RequestSource, Role,
-    RoleController, RoleSwitch, RoundRobin, RoutePolicy, RouteTarget, Router, SchedulerState, Scope, ServingState,
-    ShareControl, Stage, SwitchPolicy, TransferLog, VllmV1, Worker,
+    BatchPolicy, BlockPool, Executor, Handoff, IterationRecord, KvLayout, KvManager, LeastKvLoad,
+    LeastOutstandingTokens, Msg, Network, PowerOfTwo, PrefillFirst, Replica, ReplicaGauge, ReplicaHardware,
+    ReplicaSetup, ReplicaStats, RequestSource, Role, RoleController, RoleSwitch, RoundRobin, RoutePolicy, RouteTarget,
+    Router, SchedulerState, Scope, ServingState, ShareControl, Stage, SwitchPolicy, TransferLog, VllmV1, Worker,
 };
 use std::sync::Arc;
 
@@ -87,6 +88,34 @@ fn route_policy(kind: RouterKind, seed: u64, name: &str) -> Box<dyn RoutePolicy>
     }
 }
 
+/// The batch policy of an engine's scheduler.
+fn batch_policy(engine: &EngineProfile) -> Box<dyn BatchPolicy> {
+    match engine.scheduler.batching {
+        // TensorRT-LLM's in-flight batching forms steps as vLLM V1 does; its difference,
+        // whole-output reservations without preemption, is in the scheduler config.
+        Batching::ChunkedPrefill | Batching::Inflight => Box::new(VllmV1::default()),
+        Batching::PrefillFirst => Box::new(PrefillFirst),
+    }
+}
+
+/// The host side of an engine as the cost model prices it; `launch_s` overrides the engine's
+/// per-kernel launch cost.
+pub fn host_overheads(engine: &EngineProfile, launch_s: Option<f64>) -> HostOverheads {
+    let sizes = engine.graphs.capture_sizes.clone();
+    HostOverheads {
+        step_s: engine.host.step_us.get() * 1e-6,
+        per_sequence_s: engine.host.per_sequence_us.get() * 1e-6,
+        overlapped: engine.host.overlapped,
+        graphs: match engine.graphs.mode {
+            GraphMode::None => GraphPlan::Eager,
+            GraphMode::DecodeOnly => GraphPlan::DecodeOnly(sizes),
+            GraphMode::Piecewise => GraphPlan::Piecewise(sizes),
+            GraphMode::FullAndPiecewise => GraphPlan::FullAndPiecewise(sizes),
+        },
+        kernel_launch_s: launch_s.unwrap_or(engine.graphs.kernel_launch_us.get() * 1e-6),
+    }
+}
+
 impl Cluster {
     /// Builds the cluster a scenario describes, pricing iterations with the roofline model.
     pub fn build(scenario: &Scenario) -> Cluster {
@@ -104,7 +133,7 @@ impl Cluster {
                     &placement.comm,
                     efficiency,
                 )
-                .with_host_launch(pool.host_launch_s),
+                .with_host(host_overheads(&pool.engine, pool.host_launch_s)),
             )
         })
     }
@@ -234,7 +263,7 @@ impl Cluster {
                 index: index as u32,
                 role,
                 state: SchedulerState::new(pool.scheduler, kv, stages),
-                policy: Box::new(VllmV1::default()),
+                policy: batch_policy(&pool.engine),
                 workers,
                 hardware: ReplicaHardware {
                     devices_per_stage: pool.parallelism.tensor as u32,

@@ -7,10 +7,12 @@
 //! are further implementations of the same trait.
 
 mod efficiency;
+mod host;
 mod measured;
 mod roofline;
 
 pub use efficiency::{Curve, Efficiency, FittedEfficiency, ProfileEfficiency};
+pub use host::{GraphPlan, HostOverheads, Launch};
 pub use measured::{MeasuredContext, OperatorTimes};
 pub use roofline::RooflineCostModel;
 

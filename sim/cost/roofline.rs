@@ -7,6 +7,7 @@
 //! as slow as the one with the most layers plus the embedding and LM head.
 
 use super::efficiency::{Efficiency, ProfileEfficiency};
+use super::host::{HostOverheads, Launch};
 use super::measured::{MeasuredContext, OperatorTimes};
 use super::{CostModel, IterationCost, ResourceShare};
 use crate::engine::secs_to_nanos;
@@ -35,7 +36,7 @@ pub struct RooflineCostModel {
     pp_send: CollectiveCost,
     pipeline_parallel: u64,
     hidden_size: f64,
-    host_launch_s: f64,
+    host: HostOverheads,
     measured: Option<Arc<dyn OperatorTimes>>,
     measured_context: MeasuredContext,
     /// The share of the devices the iteration being priced runs on.
@@ -76,7 +77,7 @@ impl RooflineCostModel {
             pp_send: comm.pp_send.clone(),
             pipeline_parallel: parallelism.pipeline,
             hidden_size: model.hidden_size as f64,
-            host_launch_s: 0.0,
+            host: HostOverheads::default(),
             measured: None,
             measured_context: MeasuredContext {
                 precision,
@@ -88,9 +89,15 @@ impl RooflineCostModel {
         }
     }
 
-    /// Makes iterations launch-bound at `seconds` of host time per kernel (eager frameworks).
+    /// Adds the serving engine's host work and graph launches.
+    pub fn with_host(mut self, host: HostOverheads) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// Makes eagerly launched steps launch-bound at `seconds` of host time per kernel.
     pub fn with_host_launch(mut self, seconds: f64) -> Self {
-        self.host_launch_s = seconds;
+        self.host.kernel_launch_s = seconds;
         self
     }
 
@@ -191,14 +198,19 @@ impl CostModel for RooflineCostModel {
             return cost;
         }
         let mut ops = std::mem::take(&mut self.scratch);
-        self.plan.operators(batch, &mut ops);
+        let (launch, padded_tokens) = self.host.launch(batch.prefill_tokens, batch.decode_tokens);
+        self.plan.operators_padded(batch, padded_tokens, &mut ops);
         let mut seconds = self.iteration_s;
         let mut flops = 0.0;
         let mut bytes = 0.0;
-        let mut kernels = 0.0;
+        let mut launched = 0.0;
         for op in &ops {
             let repeat = op.repeat as f64;
-            kernels += repeat;
+            launched += match launch {
+                Launch::Eager => repeat,
+                Launch::Piecewise if op.kind == OpKind::Attention => repeat,
+                _ => 0.0,
+            };
             seconds += self.operator_seconds(op) * repeat;
             if op.kind != OpKind::AllReduce {
                 flops += op.flops * repeat;
@@ -207,7 +219,9 @@ impl CostModel for RooflineCostModel {
         }
         self.scratch = ops;
         // The device cannot run ahead of a host that launches kernels one by one.
-        let seconds = seconds.max(self.iteration_s + kernels * self.host_launch_s);
+        let device_s = seconds.max(self.iteration_s + launched * self.host.kernel_launch_s);
+        let sequences = batch.prefill_chunks + batch.decode_tokens;
+        let seconds = self.host.combine(device_s, self.host.host_s(sequences));
         let duration_ns = secs_to_nanos(seconds).max(1);
         let duration_s = duration_ns as f64 * 1e-9;
         let transfer_ns = if self.pipeline_parallel > 1 {

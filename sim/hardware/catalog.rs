@@ -3,6 +3,7 @@
 //! scenario.
 
 use super::{DeviceProfile, LinkProfile, NodeProfile};
+use crate::engine_profiles::EngineProfile;
 use crate::error::Result;
 use crate::input::{known_list, YamlSource};
 use crate::model::ModelSpec;
@@ -20,6 +21,8 @@ pub struct Catalog {
     pub links: BTreeMap<String, LinkProfile>,
     /// Nodes by name.
     pub nodes: BTreeMap<String, NodeProfile>,
+    /// Serving engines by name.
+    pub engines: BTreeMap<String, EngineProfile>,
 }
 
 /// Whether a reference names a file rather than a catalog entry.
@@ -51,7 +54,14 @@ impl Catalog {
             check_name_matches(&source, &profile.name, name)?;
             nodes.insert(name.to_string(), profile);
         }
-        Ok(Catalog { devices, links, nodes })
+        let mut engines = BTreeMap::new();
+        for (name, text) in BUNDLED_ENGINES {
+            let source = bundled_source("hardware-profiles/engines", name, text);
+            let profile = EngineProfile::from_source(&source)?;
+            check_name_matches(&source, &profile.name, name)?;
+            engines.insert(name.to_string(), profile);
+        }
+        Ok(Catalog { devices, links, nodes, engines })
     }
 
     /// Resolves `reference` (a catalog name or a path to a YAML profile) written at `field` of
@@ -92,6 +102,11 @@ impl Catalog {
             bundled_source("hardware-profiles/calibrations", name, text)
         };
         crate::calibration::Calibration::from_source(&source)
+    }
+
+    /// Resolves a serving-engine reference (catalog name or path to an engine profile YAML).
+    pub fn engine(&self, reference: &str, scenario: &YamlSource, field: &str) -> Result<EngineProfile> {
+        resolve(reference, scenario, field, "engine", &self.engines, &EngineProfile::from_source)
     }
 
     /// Resolves a link reference.

@@ -6,6 +6,7 @@ use super::memory::{MemoryPlan, MemoryRequest};
 use super::placement::ReplicaPlacement;
 use super::schema::{PoolRoleName, PoolSection, ScenarioFile};
 use crate::calibration::Calibration;
+use crate::engine_profiles::EngineProfile;
 use crate::error::Result;
 use crate::hardware::{Catalog, DeviceProfile, Dtype, LinkProfile};
 use crate::input::YamlSource;
@@ -106,8 +107,10 @@ pub struct PoolPlan {
     pub memory: MemoryPlan,
     /// Fitted efficiency curves, when the pool names a calibration.
     pub calibration: Option<Arc<Calibration>>,
-    /// Host launch cost per kernel of the serving framework, s (0: not launch-bound).
-    pub host_launch_s: f64,
+    /// The serving engine.
+    pub engine: Arc<EngineProfile>,
+    /// Host launch cost per kernel outside graphs, s, when the pool overrides its engine's.
+    pub host_launch_s: Option<f64>,
     /// The semi-PD split (role `semi_pd`).
     pub semi_pd: Option<SemiPdPlan>,
     /// Where each replica runs and what its communication costs.
@@ -131,6 +134,9 @@ impl PoolPlan {
         self.replicas * self.parallelism.devices()
     }
 }
+
+/// The engine a pool runs when it names none.
+pub const DEFAULT_ENGINE: &str = "vllm-v1";
 
 /// The scenario's defaults a pool may override.
 pub(super) struct PoolDefaults<'a> {
@@ -278,23 +284,47 @@ pub(super) fn resolve_pool(
             " µs",
         )?;
     }
-    if !pool.scheduler.chunked_prefill && pool.scheduler.max_num_batched_tokens.get() < max_model_len {
+    let engine_field = format!("{field}.engine");
+    let engine = Arc::new(catalog.engine(pool.engine.as_deref().unwrap_or(DEFAULT_ENGINE), source, &engine_field)?);
+    let defaults = &engine.defaults;
+    let chunked_prefill = pool.scheduler.chunked_prefill.unwrap_or(defaults.chunked_prefill);
+    let max_num_batched_tokens = match pool.scheduler.max_num_batched_tokens {
+        Some(tokens) => tokens.get(),
+        // Without chunking a whole prompt must fit one step: the engine's budget grows to the
+        // longest sequence.
+        None if !chunked_prefill => defaults.max_num_batched_tokens.get().max(max_model_len),
+        None => defaults.max_num_batched_tokens.get(),
+    };
+    if !chunked_prefill && max_num_batched_tokens < max_model_len {
         // As in vLLM: without chunking, a whole (re)computed sequence must fit in one
         // iteration, or a preempted request could never be scheduled again.
         return Err(source.error(
             &format!("{field}.scheduler.chunked_prefill"),
             format!(
-                "with chunked_prefill off, max_num_batched_tokens ({}) must be at least max_model_len ({max_model_len}); raise it, lower max_model_len, or turn chunked_prefill on",
-                pool.scheduler.max_num_batched_tokens
+                "with chunked_prefill off, max_num_batched_tokens ({max_num_batched_tokens}) must be at least max_model_len ({max_model_len}); raise it, lower max_model_len, or turn chunked_prefill on"
             ),
         ));
     }
+    let knob_limit = crate::engine_profiles::MAX_KNOB;
+    for (knob, value) in [
+        ("max_num_seqs", pool.scheduler.max_num_seqs),
+        ("max_num_batched_tokens", pool.scheduler.max_num_batched_tokens),
+        ("block_size", pool.scheduler.block_size),
+    ] {
+        if let Some(value) = value.filter(|v| v.get() > knob_limit) {
+            return Err(source.error(
+                &format!("{field}.scheduler.{knob}"),
+                format!("{value} is out of range for {}: expected at most {knob_limit}", engine.name),
+            ));
+        }
+    }
     let scheduler = SchedulerConfig {
-        max_num_seqs: pool.scheduler.max_num_seqs.get(),
-        max_num_batched_tokens: pool.scheduler.max_num_batched_tokens.get(),
-        chunked_prefill: pool.scheduler.chunked_prefill,
+        max_num_seqs: pool.scheduler.max_num_seqs.unwrap_or(defaults.max_num_seqs).get(),
+        max_num_batched_tokens,
+        chunked_prefill,
         max_model_len,
         policy: pool.scheduler.policy,
+        reservation: engine.scheduler.kv_reservation,
     };
     let memory = MemoryPlan::new(&MemoryRequest {
         model: &model,
@@ -302,10 +332,10 @@ pub(super) fn resolve_pool(
         weights,
         kv_dtype: precision.kv,
         parallelism,
-        memory_utilization: pool.memory_utilization.get(),
+        memory_utilization: pool.memory_utilization.unwrap_or(defaults.memory_utilization).get(),
         runtime_reserve_gib: pool.runtime_reserve_gib.get(),
         scheduler: &scheduler,
-        block_size_tokens: pool.scheduler.block_size.get(),
+        block_size_tokens: pool.scheduler.block_size.unwrap_or(defaults.block_size).get(),
     })
     .map_err(|e| source.error(&format!("{field}.{}", e.field), e.message))?;
     let role = match pool.role {
@@ -402,7 +432,8 @@ pub(super) fn resolve_pool(
         scheduler,
         memory,
         calibration,
-        host_launch_s: pool.host_launch_us.map_or(0.0, |v| v.get() * 1e-6),
+        engine,
+        host_launch_s: pool.host_launch_us.map(|v| v.get() * 1e-6),
         semi_pd,
         placements: Vec::new(),
     })

@@ -268,9 +268,14 @@ pub struct PoolSection {
     /// Fitted efficiency curves (`servesim calibrate` output): a bundled name or a path.
     #[serde(default)]
     pub calibration: Option<String>,
-    /// Fraction of device memory serving may use (vLLM's gpu_memory_utilization).
-    #[serde(default = "default_memory_utilization")]
-    pub memory_utilization: Fraction,
+    /// Fraction of device memory serving may use (vLLM's gpu_memory_utilization; default:
+    /// the engine's).
+    #[serde(default)]
+    pub memory_utilization: Option<Fraction>,
+    /// The serving engine: a bundled engine profile (`vllm-v1`, `sglang`, `trtllm`,
+    /// `eager-pytorch`) or a path to one (default `vllm-v1`).
+    #[serde(default)]
+    pub engine: Option<String>,
     /// Memory kept back per device for the runtime (CUDA context, graphs, communication
     /// buffers), GiB.
     #[serde(default = "default_runtime_reserve")]
@@ -286,9 +291,6 @@ fn one() -> Count {
 fn full_clock() -> Fraction {
     Fraction::new(1.0).expect("1 is a fraction")
 }
-fn default_memory_utilization() -> Fraction {
-    Fraction::new(0.9).expect("0.9 is a fraction")
-}
 fn default_runtime_reserve() -> NonNegative {
     NonNegative::new(1.0).expect("1.0 is non-negative")
 }
@@ -300,18 +302,19 @@ pub struct SchedulerSection {
     /// Waiting-queue order.
     #[serde(default)]
     pub policy: Policy,
-    /// Most sequences per batch.
-    #[serde(default = "default_max_num_seqs")]
-    pub max_num_seqs: Count,
-    /// Token budget per iteration.
-    #[serde(default = "default_max_num_batched_tokens")]
-    pub max_num_batched_tokens: Count,
-    /// Split long prompts across iterations.
-    #[serde(default = "yes")]
-    pub chunked_prefill: bool,
-    /// Tokens per KV block.
-    #[serde(default = "default_block_size")]
-    pub block_size: Count,
+    /// Most sequences per batch (default: the engine's).
+    #[serde(default)]
+    pub max_num_seqs: Option<Count>,
+    /// Token budget per iteration (default: the engine's; without chunked prefill at least
+    /// max_model_len).
+    #[serde(default)]
+    pub max_num_batched_tokens: Option<Count>,
+    /// Split long prompts across iterations (default: the engine's).
+    #[serde(default)]
+    pub chunked_prefill: Option<bool>,
+    /// Tokens per KV block (default: the engine's).
+    #[serde(default)]
+    pub block_size: Option<Count>,
     /// Longest accepted sequence (default: the model's context window).
     #[serde(default)]
     pub max_model_len: Option<Count>,
@@ -321,26 +324,13 @@ impl Default for SchedulerSection {
     fn default() -> Self {
         SchedulerSection {
             policy: Policy::default(),
-            max_num_seqs: default_max_num_seqs(),
-            max_num_batched_tokens: default_max_num_batched_tokens(),
-            chunked_prefill: true,
-            block_size: default_block_size(),
+            max_num_seqs: None,
+            max_num_batched_tokens: None,
+            chunked_prefill: None,
+            block_size: None,
             max_model_len: None,
         }
     }
-}
-
-fn default_max_num_seqs() -> Count {
-    Count::new(256).expect("count")
-}
-fn default_max_num_batched_tokens() -> Count {
-    Count::new(8192).expect("count")
-}
-fn default_block_size() -> Count {
-    Count::new(16).expect("count")
-}
-fn yes() -> bool {
-    true
 }
 
 /// Where requests come from: exactly one of `synthetic` or `trace`.

@@ -1,5 +1,7 @@
 //! Batch formation: which sequences run in a replica's next iteration, and with how many
-//! tokens each. [`BatchPolicy`] is the seam; [`VllmV1`] is vLLM V1's scheduler.
+//! tokens each. [`BatchPolicy`] is the seam; [`VllmV1`] is vLLM V1's scheduler (and, with
+//! whole-output reservations and no preemption, TensorRT-LLM's in-flight batching);
+//! `PrefillFirst` (SGLang, eager engines) is in `prefill_first`.
 //!
 //! The policy works on a replica's [`SchedulerState`] (waiting queue, running sequences in
 //! admission order, KV manager) within a worker's [`Scope`] (everything, or only prefill or
@@ -8,6 +10,7 @@
 
 use super::{KvManager, Lifecycle, Policy, Sequence};
 use crate::engine::SimTime;
+use crate::engine_profiles::KvReservation;
 use crate::model::BatchShape;
 use crate::records::Recorder;
 use std::collections::BinaryHeap;
@@ -25,6 +28,18 @@ pub struct SchedulerConfig {
     pub max_model_len: u64,
     /// Waiting-queue order.
     pub policy: Policy,
+    /// What an admission reserves.
+    pub reservation: KvReservation,
+}
+
+impl SchedulerConfig {
+    /// Tokens of KV to reserve when admitting `sequence` to compute `tokens` now.
+    pub fn admission_tokens(&self, sequence: &Sequence, tokens: u64) -> u64 {
+        match self.reservation {
+            KvReservation::OnDemand => sequence.computed_tokens + tokens,
+            KvReservation::WholeOutput => sequence.context_tokens + sequence.remaining_output,
+        }
+    }
 }
 
 /// A waiting sequence, ordered by its policy key (smallest first).
@@ -217,7 +232,7 @@ impl VllmV1 {
                 continue;
             }
             let tokens = sequence.pending_tokens().min(budget);
-            if !self.reserve_blocks(state, index, tokens, recorder) {
+            if !reserve_blocks(state, index, tokens, recorder, &mut self.preempted_this_iteration) {
                 break; // the sequence itself was preempted: nothing later can run either
             }
             add_to_batch(state, &mut batch, members, slot, tokens, now, recorder);
@@ -229,39 +244,39 @@ impl VllmV1 {
         }
         batch
     }
+}
 
-    /// Makes room for `tokens` more tokens of `running[index]`, preempting the sequences the
-    /// policy values least among those not yet in any batch. False if `running[index]` itself
-    /// had to go.
-    fn reserve_blocks(
-        &mut self,
-        state: &mut SchedulerState,
-        index: usize,
-        tokens: u64,
-        recorder: &mut Recorder,
-    ) -> bool {
-        let slot = state.running[index];
-        loop {
-            let sequence = state.slots[slot].as_mut().expect("occupied");
-            if state.kv.grow(sequence, tokens) {
-                return true;
-            }
-            let victim = (index..state.running.len())
-                .filter(|&i| !state.sequence(state.running[i]).in_flight || i == index)
-                .max_by_key(|&i| state.sequence(state.running[i]).key)
-                .expect("index is a candidate");
-            preempt(state, victim, recorder);
-            self.preempted_this_iteration = true;
-            if victim == index {
-                return false;
-            }
+/// Makes room for `tokens` more tokens of `running[index]`, preempting the sequences the
+/// policy values least among those at `index` or later that are not in any batch (setting
+/// `preempted`). False if `running[index]` itself had to go.
+pub(super) fn reserve_blocks(
+    state: &mut SchedulerState,
+    index: usize,
+    tokens: u64,
+    recorder: &mut Recorder,
+    preempted: &mut bool,
+) -> bool {
+    let slot = state.running[index];
+    loop {
+        let sequence = state.slots[slot].as_mut().expect("occupied");
+        if state.kv.grow(sequence, tokens) {
+            return true;
+        }
+        let victim = (index..state.running.len())
+            .filter(|&i| !state.sequence(state.running[i]).in_flight || i == index)
+            .max_by_key(|&i| state.sequence(state.running[i]).key)
+            .expect("index is a candidate");
+        preempt(state, victim, recorder);
+        *preempted = true;
+        if victim == index {
+            return false;
         }
     }
 }
 
 /// Preemption by recompute: the sequence loses its KV and goes back to the waiting queue
 /// with its generated tokens appended to the prompt it must recompute.
-fn preempt(state: &mut SchedulerState, index: usize, recorder: &mut Recorder) {
+pub(super) fn preempt(state: &mut SchedulerState, index: usize, recorder: &mut Recorder) {
     let slot = state.running.remove(index);
     let mut sequence = state.remove(slot);
     state.kv.free(&mut sequence);
@@ -273,7 +288,9 @@ fn preempt(state: &mut SchedulerState, index: usize, recorder: &mut Recorder) {
     state.waiting.push(Waiting(sequence));
 }
 
-fn admit(
+/// Admits waiting sequences in queue order while the budget, `max_num_seqs` and free blocks
+/// allow (blocks as the reservation mode says).
+pub(super) fn admit(
     state: &mut SchedulerState,
     batch: &mut BatchShape,
     members: &mut Vec<(usize, u64)>,
@@ -291,11 +308,12 @@ fn admit(
             break;
         }
         let tokens = needed.min(*budget);
-        if state.kv.blocks_for(tokens) > state.kv.pool().free_blocks() {
+        let reserve = state.config.admission_tokens(head, tokens);
+        if state.kv.blocks_for(reserve) > state.kv.pool().free_blocks() {
             break; // admission only when blocks are free
         }
         let Waiting(mut sequence) = state.waiting.pop().expect("peeked");
-        let admitted = state.kv.admit(&mut sequence, tokens);
+        let admitted = state.kv.admit(&mut sequence, reserve);
         debug_assert!(admitted, "free blocks were checked");
         sequence.lifecycle = Lifecycle::Running;
         let slot = state.insert(sequence);
@@ -305,7 +323,8 @@ fn admit(
     }
 }
 
-fn add_to_batch(
+/// Puts `tokens` of the sequence in `slot` into the batch.
+pub(super) fn add_to_batch(
     state: &mut SchedulerState,
     batch: &mut BatchShape,
     members: &mut Vec<(usize, u64)>,

@@ -15,6 +15,7 @@ mod kv_cache;
 mod messages;
 mod network;
 mod policy;
+mod prefill_first;
 mod replica;
 mod router;
 mod sequence;
@@ -31,6 +32,7 @@ pub use messages::{
 };
 pub use network::{kv_flows, KvLayout, Network};
 pub use policy::Policy;
+pub use prefill_first::PrefillFirst;
 pub use replica::{Handoff, Replica, ReplicaSetup, ShareControl, Worker};
 pub use router::{
     LeastKvLoad, LeastOutstandingTokens, PowerOfTwo, RequestSource, RoundRobin, RoutePolicy, RouteTarget, Router, Stage,
