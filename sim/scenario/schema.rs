@@ -296,7 +296,7 @@ fn default_runtime_reserve() -> NonNegative {
 }
 
 /// Batching limits (vLLM names).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulerSection {
     /// Waiting-queue order.
@@ -320,18 +320,6 @@ pub struct SchedulerSection {
     pub max_model_len: Option<Count>,
 }
 
-impl Default for SchedulerSection {
-    fn default() -> Self {
-        SchedulerSection {
-            policy: Policy::default(),
-            max_num_seqs: None,
-            max_num_batched_tokens: None,
-            chunked_prefill: None,
-            block_size: None,
-            max_model_len: None,
-        }
-    }
-}
 
 /// Where requests come from: exactly one of `synthetic` or `trace`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
