@@ -174,6 +174,9 @@ fn a_run_where_every_request_is_rejected_reports_null_not_zero_for_every_statist
                 | "mean_waiting_requests"
                 | "arrival_rate_per_s"
                 | "seed"
+                | "prompt_tokens"
+                | "hit_tokens"
+                | "evictions"
         )
     };
     let zeros: Vec<&String> = leaves.iter().filter(|(p, v)| *v == 0.0 && !may_be_zero(p)).map(|(p, _)| p).collect();

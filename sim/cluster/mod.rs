@@ -12,10 +12,11 @@ use crate::engine_profiles::{Batching, EngineProfile, GraphMode};
 use crate::records::Recorder;
 use crate::scenario::{PoolPlan, PoolRole, ReplicaPlacement, RouterKind, Scenario};
 use crate::serving::{
-    BatchPolicy, BlockPool, Executor, Handoff, IterationRecord, KvLayout, KvManager, LeastKvLoad,
-    LeastOutstandingTokens, Msg, Network, PowerOfTwo, PrefillFirst, Replica, ReplicaGauge, ReplicaHardware,
-    ReplicaSetup, ReplicaStats, RequestSource, Role, RoleController, RoleSwitch, RoundRobin, RoutePolicy, RouteTarget,
-    Router, SchedulerState, Scope, ServingState, ShareControl, Stage, SwitchPolicy, TransferLog, VllmV1, Worker,
+    BatchPolicy, BlockPool, CacheCapacity, Executor, Handoff, IterationRecord, KvLayout, KvManager, LeastKvLoad,
+    LeastOutstandingTokens, Msg, Network, PowerOfTwo, PrefillFirst, PrefixCache, Replica, ReplicaGauge,
+    ReplicaHardware, ReplicaSetup, ReplicaStats, RequestSource, Role, RoleController, RoleSwitch, RoundRobin,
+    RoutePolicy, RouteTarget, Router, SchedulerState, Scope, ServingState, ShareControl, Stage, SwitchPolicy,
+    TransferLog, VllmV1, Worker,
 };
 use std::sync::Arc;
 
@@ -238,7 +239,16 @@ impl Cluster {
                     vec![Worker::new(Scope::Prefill, prefill), Worker::new(Scope::Decode, decode)]
                 }
             };
-            let kv = KvManager::new(BlockPool::new(pool.memory.kv_capacity_blocks, pool.memory.block_size_tokens));
+            let blocks = BlockPool::new(pool.memory.kv_capacity_blocks, pool.memory.block_size_tokens);
+            let kv = match pool.prefix_cache {
+                Some(plan) if !scenario.prefixes.is_empty() => {
+                    let capacity = plan.capacity_blocks.map_or(CacheCapacity::Unlimited, CacheCapacity::Blocks);
+                    let entry_blocks = u64::from(scenario.prefixes.block_tokens) / pool.memory.block_size_tokens;
+                    let cache = PrefixCache::new(capacity, entry_blocks, plan.share_in_flight);
+                    KvManager::with_prefix_cache(blocks, cache, scenario.prefixes.clone())
+                }
+                _ => KvManager::new(blocks),
+            };
             let handoff = match (decode_router, network) {
                 (Some(decode_router), Some(network)) if pool.role.hands_off() => Some(Handoff {
                     decode_router,

@@ -97,6 +97,19 @@ pub struct KvSummary {
     pub mean_occupancy: Option<f64>,
 }
 
+/// Reuse of cached prompt prefixes (deployments with a prefix cache only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PrefixCacheSummary {
+    /// Prompt tokens of requests at their first admission.
+    pub prompt_tokens: u64,
+    /// Of those, tokens found cached (never computed).
+    pub hit_tokens: u64,
+    /// hit_tokens / prompt_tokens (null without prompts).
+    pub hit_rate: Option<f64>,
+    /// Cached prefix blocks evicted to make room.
+    pub evictions: u64,
+}
+
 /// One pool's devices.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DeviceSummary {
@@ -208,6 +221,8 @@ pub struct Summary {
     pub queue: QueueSummary,
     /// KV cache.
     pub kv_cache: KvSummary,
+    /// Prefix reuse, when a pool keeps a prefix cache.
+    pub prefix_cache: Option<PrefixCacheSummary>,
     /// Pools.
     pub devices: Vec<DeviceSummary>,
     /// Devices by role.
@@ -288,6 +303,19 @@ impl Summary {
                 None
             },
         };
+
+        // Only workloads whose prompts carry prefix hashes can reuse anything.
+        let caching = scenario.pools.iter().any(|p| p.prefix_cache.is_some()) && !scenario.prefixes.is_empty();
+        let prefix_cache = caching.then(|| {
+            let prompt_tokens: u64 = run.replicas.iter().map(|r| r.stats.prompt_tokens_admitted).sum();
+            let hit_tokens: u64 = run.replicas.iter().map(|r| r.stats.prefix_hit_tokens).sum();
+            PrefixCacheSummary {
+                prompt_tokens,
+                hit_tokens,
+                hit_rate: ratio(hit_tokens as f64, prompt_tokens as f64),
+                evictions: run.replicas.iter().map(|r| r.stats.prefix_evictions).sum(),
+            }
+        });
 
         // Energy of one replica in one role: busy energy plus idle power over the rest of
         // its device-time in that role.
@@ -393,6 +421,7 @@ impl Summary {
             latency,
             queue,
             kv_cache,
+            prefix_cache,
             devices,
             roles,
             disaggregation,

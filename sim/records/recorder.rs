@@ -99,6 +99,8 @@ pub struct RequestRecord {
     pub tokens_emitted: u32,
     /// Times it was preempted.
     pub preemptions: u32,
+    /// Prompt tokens found in a prefix cache when it was first admitted (not computed).
+    pub cached_prompt_tokens: u32,
     /// Longest gap between consecutive output tokens, ns.
     pub max_gap_ns: u64,
 }
@@ -163,6 +165,7 @@ impl Recorder {
                 last_token: None,
                 tokens_emitted: 0,
                 preemptions: 0,
+                cached_prompt_tokens: 0,
                 max_gap_ns: 0,
             })
             .collect();
@@ -240,6 +243,13 @@ impl Recorder {
     /// Counts a preemption.
     pub fn preempted(&mut self, request: usize) {
         self.records[request].preemptions += 1;
+    }
+
+    /// Records that `tokens` of `request`'s prompt were found in a prefix cache at its first
+    /// admission.
+    pub fn prefix_hit(&mut self, request: usize, tokens: u64) {
+        let record = &mut self.records[request];
+        record.cached_prompt_tokens = record.cached_prompt_tokens.max(tokens.min(u64::from(u32::MAX)) as u32);
     }
 
     /// Requests completed or rejected so far.

@@ -113,14 +113,14 @@ fn write_requests(path: &Path, recorder: &Recorder) -> std::io::Result<()> {
     let mut out = create(path).map_err(|e| std::io::Error::other(e.to_string()))?;
     writeln!(
         out,
-        "id,arrival_s,input_tokens,output_tokens,replica,status,reject_reason,queue_wait_s,ttft_s,tpot_s,max_inter_token_s,e2e_s,tokens_emitted,preemptions,decode_replica,transfer_start_s,transfer_end_s,first_decode_s"
+        "id,arrival_s,input_tokens,output_tokens,replica,status,reject_reason,queue_wait_s,ttft_s,tpot_s,max_inter_token_s,e2e_s,tokens_emitted,preemptions,decode_replica,transfer_start_s,transfer_end_s,first_decode_s,cached_prompt_tokens"
     )?;
     for record in recorder.records() {
         let reason = record.reject_reason.map(|r| format!("\"{r}\"")).unwrap_or_default();
         let max_gap = (record.tokens_emitted >= 2).then_some(record.max_gap_ns as f64 * 1e-9);
         writeln!(
             out,
-            "{},{:.9},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{:.9},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             record.spec.id,
             record.spec.arrival.as_secs_f64(),
             record.spec.input_tokens,
@@ -139,6 +139,7 @@ fn write_requests(path: &Path, recorder: &Recorder) -> std::io::Result<()> {
             opt(record.transfer_start.map(|t| t.as_secs_f64())),
             opt(record.transfer_end.map(|t| t.as_secs_f64())),
             opt(record.first_decode.map(|t| t.as_secs_f64())),
+            record.cached_prompt_tokens,
         )?;
     }
     out.flush()

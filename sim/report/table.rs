@@ -68,6 +68,15 @@ pub fn render_summary_table(summary: &Summary) -> String {
         k.peak_occupancy * 100.0,
         num(k.mean_occupancy, 100.0, 1)
     );
+    if let Some(p) = &summary.prefix_cache {
+        let _ = writeln!(
+            out,
+            "prefix cache    {}% of {} prompt tokens found cached; {} evictions",
+            num(p.hit_rate, 100.0, 1),
+            p.prompt_tokens,
+            p.evictions
+        );
+    }
     for d in &summary.devices {
         let role = if d.role == "colocated" { String::new() } else { format!(" {}", d.role) };
         let _ = writeln!(

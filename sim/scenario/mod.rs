@@ -21,7 +21,7 @@ use crate::hardware::{bundled_scenario, Catalog, Dtype};
 use crate::input::YamlSource;
 use crate::metrics::Slo;
 use crate::model::{ModelSpec, WeightFormat};
-use crate::records::RequestSpec;
+use crate::records::{PrefixHashes, RequestSpec};
 use crate::topology::Fabric;
 use schema::ScenarioFile;
 use std::path::{Path, PathBuf};
@@ -78,6 +78,8 @@ pub struct Scenario {
     pub pools: Vec<PoolPlan>,
     /// Requests in arrival order.
     pub requests: Vec<RequestSpec>,
+    /// Their prompts' prefix-block hashes.
+    pub prefixes: Arc<PrefixHashes>,
     /// SLOs.
     pub slo: Slo,
     /// Whether to keep every gap for token_gaps.csv.
@@ -122,13 +124,13 @@ impl Scenario {
     }
 
     /// Validates an already-parsed file (as plan search builds them). `source` gives error
-    /// locations and the folder relative paths resolve against; `requests`, when given,
+    /// locations and the folder relative paths resolve against; `workload`, when given,
     /// replaces loading the workload again.
     pub fn from_parsed(
         file: ScenarioFile,
         source: &YamlSource,
         overrides: &Overrides,
-        requests: Option<Vec<RequestSpec>>,
+        workload: Option<crate::workload::Workload>,
         catalog: &Catalog,
     ) -> Result<Scenario> {
         if let Some(name) = &file.name {
@@ -172,13 +174,24 @@ impl Scenario {
             }
         });
         let seed = overrides.seed.unwrap_or(file.seed);
-        let (requests, warnings) = match requests {
-            Some(requests) => (requests, Vec::new()),
-            None => {
-                let workload = crate::workload::load(&file.workload, source, seed)?;
-                (workload.requests, workload.warnings)
-            }
+        let crate::workload::Workload { requests, prefixes, warnings } = match workload {
+            Some(workload) => workload,
+            None => crate::workload::load(&file.workload, source, seed)?,
         };
+        if !prefixes.is_empty() {
+            for (index, pool) in pools.iter().enumerate() {
+                let block = pool.memory.block_size_tokens;
+                if pool.prefix_cache.is_some() && u64::from(prefixes.block_tokens) % block != 0 {
+                    return Err(source.error(
+                        &format!("deployment.pools[{index}].scheduler.block_size"),
+                        format!(
+                            "the trace hashes prompts in blocks of {} tokens, which KV blocks of {block} tokens do not divide; use a block size dividing {} or turn the prefix cache off",
+                            prefixes.block_tokens, prefixes.block_tokens
+                        ),
+                    ));
+                }
+            }
+        }
         let name = match &file.name {
             Some(name) => name.clone(),
             None => plain_name_from(
@@ -199,6 +212,7 @@ impl Scenario {
             fabric,
             pools,
             requests,
+            prefixes,
             slo: Slo {
                 ttft_s: file.slo.ttft_s.map(|v| v.get()),
                 tpot_s: file.slo.tpot_s.map(|v| v.get()),

@@ -6,7 +6,7 @@ use super::memory::{MemoryPlan, MemoryRequest};
 use super::placement::ReplicaPlacement;
 use super::schema::{PoolRoleName, PoolSection, ScenarioFile};
 use crate::calibration::Calibration;
-use crate::engine_profiles::EngineProfile;
+use crate::engine_profiles::{EngineProfile, PrefixCacheKind};
 use crate::error::Result;
 use crate::hardware::{Catalog, DeviceProfile, Dtype, LinkProfile};
 use crate::input::YamlSource;
@@ -109,6 +109,8 @@ pub struct PoolPlan {
     pub calibration: Option<Arc<Calibration>>,
     /// The serving engine.
     pub engine: Arc<EngineProfile>,
+    /// The prefix cache, when prompts reuse cached prefixes.
+    pub prefix_cache: Option<PrefixCachePlan>,
     /// Host launch cost per kernel outside graphs, s, when the pool overrides its engine's.
     pub host_launch_s: Option<f64>,
     /// The semi-PD split (role `semi_pd`).
@@ -133,6 +135,15 @@ impl PoolPlan {
     pub fn devices(&self) -> u64 {
         self.replicas * self.parallelism.devices()
     }
+}
+
+/// A pool's prefix cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixCachePlan {
+    /// Most KV blocks cached prefixes may hold, or None for the unlimited what-if.
+    pub capacity_blocks: Option<u64>,
+    /// Whether requests wait for prefixes being computed.
+    pub share_in_flight: bool,
 }
 
 /// The engine a pool runs when it names none.
@@ -338,6 +349,7 @@ pub(super) fn resolve_pool(
         block_size_tokens: pool.scheduler.block_size.unwrap_or(defaults.block_size).get(),
     })
     .map_err(|e| source.error(&format!("{field}.{}", e.field), e.message))?;
+    let prefix_cache = prefix_cache_plan(pool, &engine, &memory, &field, source)?;
     let role = match pool.role {
         PoolRoleName::Colocated => PoolRole::Colocated,
         PoolRoleName::Prefill => PoolRole::Prefill,
@@ -432,11 +444,61 @@ pub(super) fn resolve_pool(
         scheduler,
         memory,
         calibration,
+        prefix_cache,
         engine,
         host_launch_s: pool.host_launch_us.map(|v| v.get() * 1e-6),
         semi_pd,
         placements: Vec::new(),
     })
+}
+
+/// The prefix cache of `pool` (its section over its engine's default), checked against the
+/// KV pool it shares.
+fn prefix_cache_plan(
+    pool: &PoolSection,
+    engine: &EngineProfile,
+    memory: &MemoryPlan,
+    field: &str,
+    source: &YamlSource,
+) -> Result<Option<PrefixCachePlan>> {
+    let section = pool.prefix_cache.clone().unwrap_or_default();
+    let kind = engine.scheduler.prefix_cache;
+    let enabled = section.enabled.unwrap_or(kind != PrefixCacheKind::None);
+    let field = format!("{field}.prefix_cache");
+    if !enabled {
+        if section.capacity_tokens.is_some() || section.unlimited {
+            return Err(source.error(
+                &format!("{field}.enabled"),
+                "the prefix cache is off (enabled: false, or the engine keeps none) yet a capacity is given: turn it on with `enabled: true` or drop the capacity",
+            ));
+        }
+        return Ok(None);
+    }
+    let pool_tokens = memory.kv_capacity_blocks * memory.block_size_tokens;
+    let capacity_blocks = match (section.capacity_tokens, section.unlimited) {
+        (Some(_), true) => {
+            return Err(source
+                .error(&format!("{field}.unlimited"), "give either `capacity_tokens` or `unlimited: true`, not both"))
+        }
+        (Some(tokens), false) => {
+            if tokens.get() > pool_tokens {
+                return Err(source.error(
+                    &format!("{field}.capacity_tokens"),
+                    format!(
+                        "a prefix cache of {tokens} tokens is larger than the KV pool it lives in ({pool_tokens} tokens: {} blocks of {}); lower it, or use `unlimited: true` for the what-if bound",
+                        memory.kv_capacity_blocks, memory.block_size_tokens
+                    ),
+                ));
+            }
+            Some(tokens.get() / memory.block_size_tokens)
+        }
+        (None, false) => Some(memory.kv_capacity_blocks),
+        (None, true) => None,
+    };
+    Ok(Some(PrefixCachePlan {
+        capacity_blocks,
+        share_in_flight: section.share_in_flight.unwrap_or(kind == PrefixCacheKind::Radix),
+    }))
 }
 
 /// Checks that the pools make one deployment: either every pool takes whole requests

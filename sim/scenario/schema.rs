@@ -283,6 +283,29 @@ pub struct PoolSection {
     /// Batching and queueing.
     #[serde(default)]
     pub scheduler: SchedulerSection,
+    /// Reuse of cached prompt prefixes (default: the engine's).
+    #[serde(default)]
+    pub prefix_cache: Option<PrefixCacheSection>,
+}
+
+/// A pool's prefix cache.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixCacheSection {
+    /// Whether prompts reuse cached prefixes (default: the engine's).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Most prompt tokens the cache may hold (default: the whole KV pool, which cached
+    /// prefixes share with running sequences); at most the KV pool.
+    #[serde(default)]
+    pub capacity_tokens: Option<Count>,
+    /// A what-if bound: every computed prefix stays findable and takes no KV memory.
+    #[serde(default)]
+    pub unlimited: bool,
+    /// Whether a request waits for a prefix another request is computing rather than
+    /// computing it again (default: on for the radix cache, off for block hashes).
+    #[serde(default)]
+    pub share_in_flight: Option<bool>,
 }
 
 fn one() -> Count {
@@ -319,7 +342,6 @@ pub struct SchedulerSection {
     #[serde(default)]
     pub max_model_len: Option<Count>,
 }
-
 
 /// Where requests come from: exactly one of `synthetic` or `trace`.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -191,7 +191,8 @@ pub fn evaluate_plan(spec: &SearchSpec, index: u64) -> PlanRow {
         return row;
     }
     let build = |requests: Vec<RequestSpec>| {
-        Scenario::from_parsed(file.clone(), &spec.base_source, &Overrides::default(), Some(requests), &spec.catalog)
+        let workload = crate::workload::Workload { requests, prefixes: spec.prefixes.clone(), warnings: Vec::new() };
+        Scenario::from_parsed(file.clone(), &spec.base_source, &Overrides::default(), Some(workload), &spec.catalog)
     };
     let scenario = match build(spec.requests.clone()) {
         Ok(scenario) => scenario,

@@ -174,6 +174,8 @@ pub struct SearchSpec {
     pub base_source: YamlSource,
     /// The base workload, loaded once.
     pub requests: Vec<RequestSpec>,
+    /// Their prompts' prefix-block hashes.
+    pub prefixes: std::sync::Arc<crate::records::PrefixHashes>,
     /// The axes.
     pub axes: AxisSet,
     /// Bundled profiles.
@@ -259,7 +261,8 @@ impl SearchSpec {
             }
         }
         let plan_count = axes.plan_count().unwrap_or(u64::MAX);
-        let requests = crate::workload::load(&base.workload, &base_source, base.seed)?.requests;
+        let workload = crate::workload::load(&base.workload, &base_source, base.seed)?;
+        let (requests, prefixes) = (workload.requests, workload.prefixes);
         let spec = SearchSpec {
             name,
             file,
@@ -268,6 +271,7 @@ impl SearchSpec {
             base_document,
             base_source,
             requests,
+            prefixes,
             axes,
             catalog,
             searches_device,

@@ -33,10 +33,11 @@ pub struct SchedulerConfig {
 }
 
 impl SchedulerConfig {
-    /// Tokens of KV to reserve when admitting `sequence` to compute `tokens` now.
-    pub fn admission_tokens(&self, sequence: &Sequence, tokens: u64) -> u64 {
+    /// Tokens of KV to reserve when admitting `sequence` to have `computed_tokens` computed
+    /// after its first step.
+    pub fn admission_tokens(&self, sequence: &Sequence, computed_tokens: u64) -> u64 {
         match self.reservation {
-            KvReservation::OnDemand => sequence.computed_tokens + tokens,
+            KvReservation::OnDemand => computed_tokens,
             KvReservation::WholeOutput => sequence.context_tokens + sequence.remaining_output,
         }
     }
@@ -82,6 +83,11 @@ pub struct SchedulerState {
     pub stages: usize,
     /// Preemptions so far.
     pub preemptions: u64,
+    /// Prompt tokens found in the prefix cache at admission since the replica last took
+    /// them (they will never be computed here).
+    pub prefix_hit_credit: u64,
+    /// Prompt tokens of first admissions, and how many of them the prefix cache held.
+    pub prefix_counts: (u64, u64),
 }
 
 impl SchedulerState {
@@ -96,6 +102,8 @@ impl SchedulerState {
             kv,
             stages: stages.max(1),
             preemptions: 0,
+            prefix_hit_credit: 0,
+            prefix_counts: (0, 0),
         }
     }
 
@@ -303,18 +311,35 @@ pub(super) fn admit(
     let max_running = max_seqs * state.stages;
     while *budget > 0 && state.running.len() < max_running && members.len() < max_seqs {
         let Some(Waiting(head)) = state.waiting.peek() else { break };
-        let needed = head.pending_tokens();
+        let lookup = state.kv.lookup(head);
+        if lookup.wait {
+            break; // its prefix is being computed by another sequence: reuse it when done
+        }
+        let hit_tokens = state.kv.hit_tokens(lookup);
+        let needed = head.pending_tokens() - hit_tokens;
         if !state.config.chunked_prefill && needed > *budget {
             break;
         }
         let tokens = needed.min(*budget);
-        let reserve = state.config.admission_tokens(head, tokens);
-        if state.kv.blocks_for(reserve) > state.kv.pool().free_blocks() {
+        let reserve = state.config.admission_tokens(head, hit_tokens + tokens);
+        if !state.kv.can_admit(head, lookup, reserve) {
             break; // admission only when blocks are free
         }
         let Waiting(mut sequence) = state.waiting.pop().expect("peeked");
-        let admitted = state.kv.admit(&mut sequence, reserve);
+        let first_admission = sequence.fresh_prompt_tokens == sequence.context_tokens;
+        let admitted = state.kv.admit(&mut sequence, lookup, reserve);
         debug_assert!(admitted, "free blocks were checked");
+        if first_admission {
+            state.prefix_counts.0 += sequence.fresh_prompt_tokens;
+            state.prefix_counts.1 += hit_tokens;
+            if hit_tokens > 0 {
+                recorder.prefix_hit(sequence.request, hit_tokens);
+            }
+        }
+        // Cached prompt tokens are never computed here.
+        let credited = hit_tokens.min(sequence.fresh_prompt_tokens);
+        sequence.fresh_prompt_tokens -= credited;
+        state.prefix_hit_credit += credited;
         sequence.lifecycle = Lifecycle::Running;
         let slot = state.insert(sequence);
         state.running.push(slot);

@@ -82,6 +82,12 @@ pub struct ReplicaStats {
     pub decode_tokens: u64,
     /// Role switches.
     pub role_switches: u64,
+    /// Prompt tokens of requests admitted for the first time.
+    pub prompt_tokens_admitted: u64,
+    /// Of those, tokens found in the prefix cache.
+    pub prefix_hit_tokens: u64,
+    /// Prefix-cache entries evicted.
+    pub prefix_evictions: u64,
 }
 
 impl ReplicaStats {

@@ -4,7 +4,10 @@
 //! Only counts are kept: which physical block holds what does not change any timing. The pool
 //! never hands out more blocks than it has; callers must ask before computing tokens.
 
+use super::prefix_cache::{Insertion, PrefixCache, PrefixLookup};
 use super::Sequence;
+use crate::records::PrefixHashes;
+use std::sync::Arc;
 
 /// A pool of KV-cache blocks.
 #[derive(Debug, Clone)]
@@ -69,16 +72,26 @@ impl BlockPool {
 }
 
 /// Hands blocks of a [`BlockPool`] to sequences: each sequence's allocation is recorded in
-/// the sequence (`kv_blocks`), and only this manager changes it.
+/// the sequence (`kv_blocks`, plus `shared_blocks` it uses through prefix-cache entries), and
+/// only this manager changes it. With a prefix cache, blocks of entries no sequence uses
+/// count as free: they are evicted, least recently released first, when blocks are needed.
 #[derive(Debug, Clone)]
 pub struct KvManager {
     pool: BlockPool,
+    cache: Option<PrefixCache>,
+    prefixes: Arc<PrefixHashes>,
+    peak_used_blocks: u64,
 }
 
 impl KvManager {
-    /// A manager of `pool`.
+    /// A manager of `pool` without a prefix cache.
     pub fn new(pool: BlockPool) -> Self {
-        KvManager { pool }
+        KvManager { pool, cache: None, prefixes: Arc::default(), peak_used_blocks: 0 }
+    }
+
+    /// A manager of `pool` whose `cache` indexes the prompts' `prefixes`.
+    pub fn with_prefix_cache(pool: BlockPool, cache: PrefixCache, prefixes: Arc<PrefixHashes>) -> Self {
+        KvManager { pool, cache: Some(cache), prefixes, peak_used_blocks: 0 }
     }
 
     /// The pool.
@@ -86,16 +99,124 @@ impl KvManager {
         &self.pool
     }
 
+    /// The prefix cache, if any.
+    pub fn prefix_cache(&self) -> Option<&PrefixCache> {
+        self.cache.as_ref()
+    }
+
     /// Blocks needed to hold `tokens` tokens.
     pub fn blocks_for(&self, tokens: u64) -> u64 {
         self.pool.blocks_for(tokens)
     }
 
+    /// Blocks a sequence could get now: free ones and evictable cached ones.
+    pub fn free_blocks(&self) -> u64 {
+        self.pool.free_blocks() + self.cache.as_ref().map_or(0, PrefixCache::evictable_blocks)
+    }
+
+    /// Blocks in use by sequences and by cached prefixes they use.
+    pub fn used_blocks(&self) -> u64 {
+        self.pool.capacity_blocks() - self.free_blocks()
+    }
+
+    /// Takes `blocks` blocks, evicting unused cached prefixes as needed; false (and nothing
+    /// evicted) when even that would not give enough.
+    fn take(&mut self, blocks: u64) -> bool {
+        if blocks > self.free_blocks() {
+            return false;
+        }
+        while self.pool.free_blocks() < blocks {
+            let evicted = self.cache.as_mut().and_then(PrefixCache::evict_one).expect("evictable blocks were counted");
+            self.pool.release(evicted);
+        }
+        let taken = self.pool.try_allocate(blocks);
+        self.peak_used_blocks = self.peak_used_blocks.max(self.used_blocks());
+        taken
+    }
+
+    /// Blocks in the pool.
+    pub fn capacity_blocks(&self) -> u64 {
+        self.pool.capacity_blocks()
+    }
+
+    /// Most blocks ever in use by sequences (and the cached prefixes they used) at once.
+    pub fn peak_used_blocks(&self) -> u64 {
+        self.peak_used_blocks
+    }
+
+    /// The hashes of `sequence`'s prompt blocks it could reuse: never the block holding its
+    /// last prompt token, whose logits must be computed.
+    fn reusable_hashes(&self, sequence: &Sequence) -> &[u64] {
+        let hashes = self.prefixes.of(sequence.prefix);
+        let block_tokens = u64::from(self.prefixes.block_tokens.max(1));
+        let usable = ((sequence.context_tokens.saturating_sub(1)) / block_tokens).min(hashes.len() as u64);
+        &hashes[..usable as usize]
+    }
+
+    /// What `sequence`, not yet computed at all, finds of its prompt in the prefix cache.
+    pub fn lookup(&self, sequence: &Sequence) -> PrefixLookup {
+        match &self.cache {
+            Some(cache) if sequence.computed_tokens == 0 && sequence.prefix.blocks > 0 => {
+                cache.lookup(self.reusable_hashes(sequence), sequence.request as u32)
+            }
+            _ => PrefixLookup::default(),
+        }
+    }
+
+    /// Prompt tokens a lookup's hits cover.
+    pub fn hit_tokens(&self, lookup: PrefixLookup) -> u64 {
+        u64::from(lookup.hit_entries) * u64::from(self.prefixes.block_tokens)
+    }
+
+    /// Blocks `sequence` must be given to hold `reserve_tokens` tokens after reusing
+    /// `lookup`'s hits, and whether they can be had now.
+    pub fn can_admit(&self, sequence: &Sequence, lookup: PrefixLookup, reserve_tokens: u64) -> bool {
+        let (own, reclaimed) = self.admission_blocks(sequence, lookup, reserve_tokens);
+        own <= self.free_blocks() - reclaimed
+    }
+
+    /// (own blocks needed, evictable blocks the hits would take out of the free count).
+    fn admission_blocks(&self, sequence: &Sequence, lookup: PrefixLookup, reserve_tokens: u64) -> (u64, u64) {
+        let Some(cache) = &self.cache else { return (self.pool.blocks_for(reserve_tokens), 0) };
+        let hits = &self.reusable_hashes(sequence)[..lookup.hit_entries as usize];
+        let shared = if cache.holds_blocks() { hits.len() as u64 * cache.entry_blocks() } else { 0 };
+        (self.pool.blocks_for(reserve_tokens).saturating_sub(shared), cache.evictable_among(hits))
+    }
+
+    /// Gives a fresh `sequence` its prefix hits and the blocks for `reserve_tokens` tokens in
+    /// all (hits included); false (nothing taken) when they are not free. Its prompt blocks
+    /// still to compute are marked as in flight for caches that share them.
+    pub fn admit(&mut self, sequence: &mut Sequence, lookup: PrefixLookup, reserve_tokens: u64) -> bool {
+        let (own, reclaimed) = self.admission_blocks(sequence, lookup, reserve_tokens);
+        if own > self.free_blocks() - reclaimed {
+            return false;
+        }
+        let hit_tokens = self.hit_tokens(lookup);
+        if let Some(cache) = &mut self.cache {
+            let hashes = self.prefixes.of(sequence.prefix);
+            let usable = {
+                let block_tokens = u64::from(self.prefixes.block_tokens.max(1));
+                ((sequence.context_tokens.saturating_sub(1)) / block_tokens).min(hashes.len() as u64) as usize
+            };
+            let hits = lookup.hit_entries as usize;
+            cache.acquire(&hashes[..hits]);
+            cache.mark_pending(&hashes[hits..usable], sequence.request as u32);
+            sequence.cached_entries = lookup.hit_entries;
+            sequence.shared_blocks = if cache.holds_blocks() { hits as u64 * cache.entry_blocks() } else { 0 };
+        }
+        let taken = self.take(own);
+        debug_assert!(taken, "free blocks were checked");
+        sequence.kv_blocks = own;
+        sequence.computed_tokens = hit_tokens;
+        true
+    }
+
     /// Grows `sequence`'s allocation to hold its computed tokens plus `tokens` more; false
     /// (and nothing taken) when the pool lacks the blocks.
     pub fn grow(&mut self, sequence: &mut Sequence, tokens: u64) -> bool {
-        let extra = self.pool.blocks_for(sequence.computed_tokens + tokens).saturating_sub(sequence.kv_blocks);
-        if self.pool.try_allocate(extra) {
+        let held = sequence.kv_blocks + sequence.shared_blocks;
+        let extra = self.pool.blocks_for(sequence.computed_tokens + tokens).saturating_sub(held);
+        if self.take(extra) {
             sequence.kv_blocks += extra;
             true
         } else {
@@ -103,22 +224,53 @@ impl KvManager {
         }
     }
 
-    /// Gives a fresh `sequence` the blocks for its first `tokens`; false when they are not
-    /// free.
-    pub fn admit(&mut self, sequence: &mut Sequence, tokens: u64) -> bool {
-        let blocks = self.pool.blocks_for(tokens);
-        if self.pool.try_allocate(blocks) {
-            sequence.kv_blocks = blocks;
-            true
-        } else {
-            false
+    /// Offers the prompt blocks `sequence` has finished computing to the prefix cache.
+    pub fn on_computed(&mut self, sequence: &mut Sequence) {
+        let Some(cache) = &mut self.cache else { return };
+        if sequence.prefix.blocks == 0 {
+            return;
+        }
+        let hashes = self.prefixes.of(sequence.prefix);
+        let block_tokens = u64::from(self.prefixes.block_tokens.max(1));
+        let full = (sequence.computed_tokens / block_tokens).min(hashes.len() as u64) as u32;
+        let pool = &mut self.pool;
+        while sequence.cached_entries < full {
+            let hash = hashes[sequence.cached_entries as usize];
+            let entry_blocks = cache.entry_blocks();
+            match cache.insert(hash, sequence.request as u32, &mut |blocks| pool.release(blocks)) {
+                Insertion::Adopted => {
+                    sequence.kv_blocks -= entry_blocks;
+                    sequence.shared_blocks += entry_blocks;
+                }
+                Insertion::Shared => {
+                    pool.release(entry_blocks);
+                    sequence.kv_blocks -= entry_blocks;
+                    sequence.shared_blocks += entry_blocks;
+                }
+                Insertion::Indexed => {}
+                Insertion::Refused => {
+                    // The chain ends here: later blocks could never be found past this one.
+                    cache.drop_pending(&hashes[sequence.cached_entries as usize..], sequence.request as u32);
+                    sequence.prefix.blocks = sequence.cached_entries;
+                    return;
+                }
+            }
+            sequence.cached_entries += 1;
         }
     }
 
-    /// Frees everything `sequence` holds.
+    /// Frees everything `sequence` holds and drops its references to cached prefixes.
     pub fn free(&mut self, sequence: &mut Sequence) {
         self.pool.release(sequence.kv_blocks);
         sequence.kv_blocks = 0;
+        if let Some(cache) = &mut self.cache {
+            let hashes = self.prefixes.of(sequence.prefix);
+            let held = sequence.cached_entries as usize;
+            cache.release(&hashes[..held]);
+            cache.drop_pending(&hashes[held..], sequence.request as u32);
+        }
+        sequence.cached_entries = 0;
+        sequence.shared_blocks = 0;
     }
 
     /// Reserves the blocks for `tokens` tokens of KV arriving from another replica; the
@@ -126,7 +278,7 @@ impl KvManager {
     /// make room).
     pub fn reserve(&mut self, tokens: u64) -> Option<u64> {
         let blocks = self.pool.blocks_for(tokens);
-        self.pool.try_allocate(blocks).then_some(blocks)
+        self.take(blocks).then_some(blocks)
     }
 }
 
@@ -150,7 +302,7 @@ mod tests {
     fn sequences_grow_block_by_block_and_reservations_take_only_free_blocks() {
         let mut kv = KvManager::new(BlockPool::new(4, 16));
         let mut sequence = Sequence::new(0, (0, 0), 20, 5);
-        assert!(kv.admit(&mut sequence, 20));
+        assert!(kv.admit(&mut sequence, PrefixLookup::default(), 20));
         assert_eq!(sequence.kv_blocks, 2);
         sequence.computed_tokens = 20;
         assert!(kv.grow(&mut sequence, 12));

@@ -16,6 +16,7 @@ mod messages;
 mod network;
 mod policy;
 mod prefill_first;
+mod prefix_cache;
 mod replica;
 mod router;
 mod sequence;
@@ -33,6 +34,7 @@ pub use messages::{
 pub use network::{kv_flows, KvLayout, Network};
 pub use policy::Policy;
 pub use prefill_first::PrefillFirst;
+pub use prefix_cache::{CacheCapacity, Insertion, PrefixCache, PrefixCacheStats, PrefixLookup};
 pub use replica::{Handoff, Replica, ReplicaSetup, ShareControl, Worker};
 pub use router::{
     LeastKvLoad, LeastOutstandingTokens, PowerOfTwo, RequestSource, RoundRobin, RoutePolicy, RouteTarget, Router, Stage,

@@ -176,8 +176,8 @@ impl Replica {
     }
 
     /// The KV cache.
-    pub fn kv(&self) -> &super::BlockPool {
-        self.state.kv.pool()
+    pub fn kv(&self) -> &super::KvManager {
+        &self.state.kv
     }
 
     /// Devices and power.
@@ -189,6 +189,8 @@ impl Replica {
     pub fn stats(&self) -> ReplicaStats {
         let mut stats = self.stats;
         stats.preemptions = self.state.preemptions;
+        (stats.prompt_tokens_admitted, stats.prefix_hit_tokens) = self.state.prefix_counts;
+        stats.prefix_evictions = self.state.kv.prefix_cache().map_or(0, |c| c.stats().evictions);
         stats
     }
 
@@ -202,7 +204,7 @@ impl Replica {
         let dt = (now - self.last_change) as f64 * 1e-9;
         if dt > 0.0 {
             self.stats.waiting_area += self.state.waiting.len() as f64 * dt;
-            self.stats.kv_block_area += self.state.kv.pool().used_blocks() as f64 * dt;
+            self.stats.kv_block_area += self.state.kv.used_blocks() as f64 * dt;
             self.last_change = now;
         }
     }
@@ -223,7 +225,7 @@ impl Replica {
         let pool = self.state.kv.pool();
         ReplicaGauge {
             outstanding_tokens: self.outstanding_tokens,
-            kv_used_blocks: pool.used_blocks(),
+            kv_used_blocks: self.state.kv.used_blocks(),
             kv_capacity_blocks: pool.capacity_blocks(),
             waiting: self.state.waiting.len() as u32,
             pending_prefill_tokens: self.outstanding_prompt_tokens,
@@ -278,6 +280,10 @@ impl Replica {
         let mut members = self.workers[w].executor.take_members();
         let state: &mut ServingState = ctx.shared;
         let shape = self.policy.form_batch(&mut self.state, scope, now, &mut state.recorder, &mut members);
+        // Prompt tokens found cached are work this replica will never do.
+        let credit = std::mem::take(&mut self.state.prefix_hit_credit);
+        self.outstanding_tokens -= credit;
+        self.outstanding_prompt_tokens -= credit;
         if shape.is_empty() {
             self.workers[w].executor.return_members(members);
             return false;
@@ -328,7 +334,7 @@ impl Replica {
                 sequences,
                 prefill_tokens: shape.prefill_tokens as u32,
                 decode_tokens: shape.decode_tokens as u32,
-                kv_used_blocks: self.state.kv.pool().used_blocks(),
+                kv_used_blocks: self.state.kv.used_blocks(),
                 waiting: self.state.waiting.len() as u32,
                 power_w: power,
             });
@@ -371,7 +377,11 @@ impl Replica {
         self.outstanding_tokens += if self.role == Role::Prefill { input + 1 } else { total };
         self.outstanding_prompt_tokens += input;
         let key = self.state.config.policy.key(spec.input_tokens, spec.priority, u64::from(request));
-        self.state.waiting.push(Waiting(Sequence::new(request as usize, key, input, output)));
+        let mut sequence = Sequence::new(request as usize, key, input, output);
+        if self.state.kv.prefix_cache().is_some() {
+            sequence.prefix = spec.prefix;
+        }
+        self.state.waiting.push(Waiting(sequence));
         self.request_wake(ctx);
     }
 
@@ -388,6 +398,7 @@ impl Replica {
             self.outstanding_tokens -= fresh;
             self.outstanding_prompt_tokens -= fresh;
             let emitted = sequence.advance(tokens);
+            self.state.kv.on_computed(sequence);
             for _ in 0..emitted {
                 self.outstanding_tokens -= 1;
                 if state.recorder.token(sequence.request, now) {

@@ -6,6 +6,8 @@
 //! its generated tokens appended to the prompt it must recompute (`preemptions` counts how
 //! often). Whether a running sequence prefills or decodes follows from its counts.
 
+use crate::records::PrefixSpan;
+
 /// Where a sequence is in its life on one replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifecycle {
@@ -51,6 +53,12 @@ pub struct Sequence {
     pub in_flight: bool,
     /// Times it lost its KV.
     pub preemptions: u32,
+    /// Its prompt's prefix-block hashes (none on replicas that keep no prefix cache).
+    pub prefix: PrefixSpan,
+    /// Leading prefix entries of the replica's cache it refers to.
+    pub cached_entries: u32,
+    /// KV blocks it uses through those entries (counted there, not in `kv_blocks`).
+    pub shared_blocks: u64,
 }
 
 impl Sequence {
@@ -67,6 +75,9 @@ impl Sequence {
             kv_blocks: 0,
             in_flight: false,
             preemptions: 0,
+            prefix: PrefixSpan::default(),
+            cached_entries: 0,
+            shared_blocks: 0,
         }
     }
 

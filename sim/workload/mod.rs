@@ -13,8 +13,9 @@ pub use trace::{read_trace, TraceRow};
 use crate::engine::{secs_to_nanos, SimTime};
 use crate::error::Result;
 use crate::input::YamlSource;
-use crate::records::RequestSpec;
+use crate::records::{PrefixHashes, PrefixSpan, RequestSpec};
 use crate::scenario::schema::WorkloadSection;
+use std::sync::Arc;
 
 /// Latest arrival accepted, s (about 31.7 years): later ones are surely a unit mistake.
 pub const MAX_ARRIVAL_S: f64 = 1e9;
@@ -28,6 +29,8 @@ pub const MAX_TOKENS: u64 = u32::MAX as u64;
 pub struct Workload {
     /// Requests in arrival order.
     pub requests: Vec<RequestSpec>,
+    /// Their prompts' prefix-block hashes.
+    pub prefixes: Arc<PrefixHashes>,
     /// Things worth a warning (e.g. trace rows out of arrival order, which were sorted).
     pub warnings: Vec<String>,
 }
@@ -35,9 +38,11 @@ pub struct Workload {
 /// Builds the request list of `section` (written in `source`) under `seed`.
 pub fn load(section: &WorkloadSection, source: &YamlSource, seed: u64) -> Result<Workload> {
     let workload = match (&section.synthetic, &section.trace) {
-        (Some(synthetic), None) => {
-            Workload { requests: synthetic::generate(synthetic, source, seed)?, warnings: Vec::new() }
-        }
+        (Some(synthetic), None) => Workload {
+            requests: synthetic::generate(synthetic, source, seed)?,
+            prefixes: Arc::default(),
+            warnings: Vec::new(),
+        },
         (None, Some(trace)) => {
             let path = source.resolve(&trace.path);
             let limit = trace.limit.map(|l| usize::try_from(l.get()).unwrap_or(usize::MAX));
@@ -64,7 +69,8 @@ pub fn load(section: &WorkloadSection, source: &YamlSource, seed: u64) -> Result
                     ),
                 ));
             }
-            Workload { requests: from_rows(rows, time_scale), warnings }
+            let (requests, prefixes) = from_rows_with_prefixes(rows, time_scale, MOONCAKE_HASH_BLOCK_TOKENS);
+            Workload { requests, prefixes: Arc::new(prefixes), warnings }
         }
         (None, None) => {
             return Err(source.error("workload", "give either `synthetic:` or `trace:`"));
@@ -92,10 +98,35 @@ fn out_of_order(rows: &[TraceRow]) -> Option<(u64, u64)> {
     first.map(|line| (count, line))
 }
 
+/// Prompt tokens per hash of Mooncake's `hash_ids` (its FAST'25 release hashes 512-token
+/// blocks).
+pub const MOONCAKE_HASH_BLOCK_TOKENS: u32 = 512;
+
 /// Requests from trace rows: arrivals relative to the earliest row, scaled by `time_scale`,
 /// sorted stably by arrival.
 pub fn from_rows(rows: impl IntoIterator<Item = TraceRow>, time_scale: f64) -> Vec<RequestSpec> {
+    from_rows_with_prefixes(rows, time_scale, MOONCAKE_HASH_BLOCK_TOKENS).0
+}
+
+/// The same, with the rows' prefix hashes of `block_tokens` each. Only hashes of full blocks
+/// are kept: a last, partial block cannot be shared with a longer prompt.
+pub fn from_rows_with_prefixes(
+    rows: impl IntoIterator<Item = TraceRow>,
+    time_scale: f64,
+    block_tokens: u32,
+) -> (Vec<RequestSpec>, PrefixHashes) {
     let rows: Vec<TraceRow> = rows.into_iter().collect();
+    let mut prefixes = PrefixHashes { block_tokens, hashes: Vec::new() };
+    let spans: Vec<PrefixSpan> = rows
+        .iter()
+        .map(|row| {
+            let full_blocks = (row.input_tokens / block_tokens.max(1)) as usize;
+            let kept = &row.prefix_hashes[..row.prefix_hashes.len().min(full_blocks)];
+            let span = PrefixSpan { start: prefixes.hashes.len() as u32, blocks: kept.len() as u32 };
+            prefixes.hashes.extend_from_slice(kept);
+            span
+        })
+        .collect();
     let start = rows.iter().map(|r| r.arrival_ns).min().unwrap_or(0);
     // Readers bound each arrival to MAX_ARRIVAL_S of its own clock's range, so differences fit.
     let mut requests: Vec<RequestSpec> = rows
@@ -109,8 +140,9 @@ pub fn from_rows(rows: impl IntoIterator<Item = TraceRow>, time_scale: f64) -> V
             input_tokens: row.input_tokens,
             output_tokens: row.output_tokens,
             priority: row.priority,
+            prefix: spans[index],
         })
         .collect();
     requests.sort_by_key(|r| (r.arrival, r.id));
-    requests
+    (requests, prefixes)
 }

@@ -48,6 +48,7 @@ pub fn generate(section: &SyntheticSection, source: &YamlSource, seed: u64) -> R
             input_tokens: input.sample(&mut input_rng),
             output_tokens: output.sample(&mut output_rng),
             priority: 0,
+            prefix: crate::records::PrefixSpan::default(),
         });
     }
     Ok(requests)
