@@ -260,7 +260,8 @@ impl MeasuredTimes {
     ) -> Option<f64> {
         let kv = AttentionDtype::of(context.precision.kv)?;
         let ratio = Self::ratio(heads)?;
-        if sequences == 0 || !(kv_tokens >= 1.0) {
+        // NaN fails the test as well as values below one token.
+        if sequences == 0 || kv_tokens.partial_cmp(&1.0).is_none_or(|o| o.is_lt()) {
             return None;
         }
         let (_, _, grid) = self.generation.iter().find(|(k, h, _)| (*k, *h) == (kv, heads.head_dim))?;
@@ -269,7 +270,7 @@ impl MeasuredTimes {
 
     fn all_reduce_seconds(&self, context: &MeasuredContext, bytes: f64) -> Option<f64> {
         // The tables are measured inside one node.
-        if !context.single_node || !(bytes > 0.0) {
+        if !context.single_node || bytes.partial_cmp(&0.0).is_none_or(|o| o.is_le()) {
             return None;
         }
         let (_, grid) = self.all_reduce.iter().find(|(g, _)| *g == context.tensor_parallel)?;
