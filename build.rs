@@ -1,4 +1,5 @@
-//! Embeds the bundled hardware profiles, model configs and scenarios into the binary so that
+//! Embeds the bundled hardware profiles, calibrations (measured operator tables included),
+//! model configs and scenarios into the binary so that
 //! `servesim` runs from any folder. Adding a file to one of these folders needs no code change.
 
 use std::env;
@@ -45,13 +46,14 @@ fn table(out: &mut String, name: &str, items: &[(String, PathBuf)]) {
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let mut out = String::new();
-    let groups: [(&str, &str, &Picker); 7] = [
+    let groups: [(&str, &str, &Picker); 8] = [
         ("BUNDLED_DEVICES", "hardware-profiles/devices", &yaml_files),
         ("BUNDLED_LINKS", "hardware-profiles/links", &yaml_files),
         ("BUNDLED_MODELS", "models", &model_configs),
         ("BUNDLED_NODES", "hardware-profiles/nodes", &yaml_files),
         ("BUNDLED_CALIBRATIONS", "hardware-profiles/calibrations", &yaml_files),
         ("BUNDLED_ENGINES", "hardware-profiles/engines", &yaml_files),
+        ("BUNDLED_MEASURED", "hardware-profiles/calibrations/aiconfigurator", &yaml_files),
         ("BUNDLED_SCENARIOS", "scenarios", &yaml_files),
     ];
     for (name, dir, pick) in groups {

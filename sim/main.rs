@@ -3,7 +3,8 @@
 
 use clap::{Parser, Subcommand};
 use servesim::commands::{
-    self, CalibrateOptions, MergeOptions, RunOptions, SearchOptions, SweepOptions, ValidateOptions,
+    self, AiconfiguratorOptions, CalibrateOptions, MergeOptions, RunOptions, SearchOptions, SweepOptions,
+    ValidateOptions,
 };
 use servesim::error::Error;
 use servesim::report::TraceWindow;
@@ -124,22 +125,38 @@ enum Command {
     },
     /// Fit a device's efficiency curves (and its machines' collective curves) to measured
     /// operator and network timings in Vidur's profiling format; write a calibration file that
-    /// pools use with `calibration: FILE`.
+    /// pools use with `calibration: FILE`. With --aiconfigurator, convert AIConfigurator's
+    /// measured operator tables (one system, engine and version) into a measured-operator
+    /// calibration instead.
     Calibrate {
         /// Device profile the measurements were taken on (bundled name).
         #[arg(long)]
         device: String,
         /// Folder(s) searched recursively for Vidur compute profiles (`mlp.csv`, or gzipped
         /// `mlp.csv.gz`).
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "aiconfigurator", conflicts_with = "aiconfigurator")]
         compute: Vec<PathBuf>,
         /// Folder of Vidur network profiles (`all_reduce.csv`, `send_recv.csv`, plain or
         /// gzipped).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "aiconfigurator")]
         network: Option<PathBuf>,
         /// Node profile the network measurements were taken on (bundled name).
         #[arg(long, default_value = "dgx-a100")]
         node: String,
+        /// AIConfigurator's `systems/data` folder (from the aiconfigurator-core package), or one
+        /// system's folder inside it.
+        #[arg(long, requires = "engine")]
+        aiconfigurator: Option<PathBuf>,
+        /// Serving engine whose kernels to convert: trtllm, vllm (vllm-v1) or sglang.
+        #[arg(long, requires = "aiconfigurator")]
+        engine: Option<String>,
+        /// Engine version (default: the latest with GEMM and attention tables).
+        #[arg(long, requires = "aiconfigurator")]
+        version: Option<String>,
+        /// Also write an evenly spread sample of the measured rows held out of the grids (CSV;
+        /// gzipped if the name ends in .gz).
+        #[arg(long, requires = "aiconfigurator")]
+        held_out: Option<PathBuf>,
         /// Output calibration file (YAML).
         #[arg(long)]
         out: PathBuf,
@@ -183,7 +200,27 @@ fn dispatch(command: Command) -> Result<(), Error> {
         Command::Merge { spec, shards, out, max_plans } => {
             commands::merge(&MergeOptions { spec, shards, out, max_plans })
         }
-        Command::Calibrate { device, compute, network, node, out } => {
+        Command::Calibrate { device, aiconfigurator: Some(data), engine, version, held_out, out, .. } => {
+            let options = AiconfiguratorOptions {
+                data,
+                device,
+                engine: engine.unwrap_or_default(),
+                version,
+                out: out.clone(),
+                held_out,
+            };
+            let file = commands::calibrate_aiconfigurator(&options)?;
+            println!(
+                "wrote {} ({} {} {} on {})",
+                out.display(),
+                file.system,
+                file.framework,
+                file.framework_version,
+                file.device
+            );
+            Ok(())
+        }
+        Command::Calibrate { device, compute, network, node, out, .. } => {
             let calibration =
                 commands::calibrate(&CalibrateOptions { device, compute, network, node, out: out.clone() })?;
             println!("wrote {} ({} operator measurements)", out.display(), calibration.operator_samples);

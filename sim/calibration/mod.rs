@@ -1,9 +1,11 @@
 //! Measured data servesim is judged against: readers for Vidur's operator profiles and
 //! comparisons of the cost model with them.
 //!
-//! Nothing here runs during a simulation except reading a [`Calibration`] file; the rest is
-//! for fidelity checks and `servesim calibrate`.
+//! Nothing here runs during a simulation except reading a [`Calibration`] file and looking up
+//! measured operator times ([`aiconfigurator::MeasuredTimes`]); the rest is for fidelity
+//! checks and `servesim calibrate`.
 
+pub mod aiconfigurator;
 mod file;
 mod fit;
 mod network;

@@ -1,9 +1,11 @@
 //! `servesim calibrate`: fit a device's efficiency curves (and its machines' collective
-//! curves) to measured timings in Vidur's format, and write a calibration file.
+//! curves) to measured timings in Vidur's format, and write a calibration file; or, with
+//! `--aiconfigurator`, convert AIConfigurator's measured operator tables into a
+//! measured-operator calibration ([`calibrate_aiconfigurator`]).
 
 use crate::calibration::{
-    errors_by_operator, fit_compute, fit_network, network_errors_by_band, operator_samples, read_vidur_compute,
-    read_vidur_network, Calibration,
+    aiconfigurator, errors_by_operator, fit_compute, fit_network, network_errors_by_band, operator_samples,
+    read_vidur_compute, read_vidur_network, Calibration,
 };
 use crate::error::{Error, Result};
 use crate::hardware::Catalog;
@@ -147,4 +149,66 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<Calibration> {
         eprintln!("  collectives {band:<12} in-sample median |error| {:.1}%", error * 100.0);
     }
     Ok(calibration)
+}
+
+/// What `servesim calibrate --aiconfigurator` was asked to do.
+#[derive(Debug, Clone)]
+pub struct AiconfiguratorOptions {
+    /// AIConfigurator's `systems/data` folder or one system's folder.
+    pub data: PathBuf,
+    /// Bundled device the measurements belong to.
+    pub device: String,
+    /// Serving engine: `trtllm`, `vllm` (or servesim's `vllm-v1`), `sglang`.
+    pub engine: String,
+    /// Framework version (default: the latest with GEMM and attention tables).
+    pub version: Option<String>,
+    /// Output calibration file (YAML).
+    pub out: PathBuf,
+    /// Where to write an evenly spread sample of the held-out rows (CSV, gzipped if `.gz`).
+    pub held_out: Option<PathBuf>,
+}
+
+/// The header written above a measured-operator calibration.
+pub const MEASURED_HEADER: &str =
+    "# Written by `servesim calibrate --aiconfigurator` (see generated_by); regenerate rather than edit.\n";
+
+/// Converts and writes a measured-operator calibration; returns it.
+pub fn calibrate_aiconfigurator(options: &AiconfiguratorOptions) -> Result<aiconfigurator::MeasuredFile> {
+    let catalog = Catalog::bundled()?;
+    if !catalog.devices.contains_key(&options.device) {
+        return Err(Error::usage(
+            "--device",
+            format!(
+                "unknown device {:?}; bundled devices are: {}",
+                options.device,
+                crate::input::known_list(catalog.devices.keys().map(String::as_str))
+            ),
+        ));
+    }
+    let framework = crate::hardware::aiconfigurator_framework(&options.engine)
+        .map_err(|message| Error::usage("--engine", message))?
+        .ok_or_else(|| Error::usage("--engine", format!("AIConfigurator times no kernels of {:?}", options.engine)))?;
+    let out_name = options.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let conversion = aiconfigurator::convert(&aiconfigurator::ConvertOptions {
+        data: options.data.clone(),
+        device: options.device.clone(),
+        framework: framework.to_string(),
+        version: options.version.clone(),
+        out_name,
+    })?;
+    let text = crate::input::to_yaml(&conversion.file).map_err(|e| Error::usage("--out", e))?;
+    std::fs::write(&options.out, format!("{MEASURED_HEADER}{text}"))
+        .map_err(|e| Error::io(&options.out, "cannot write the calibration", e))?;
+    if let Some(path) = &options.held_out {
+        aiconfigurator::write_held_out(path, &conversion.held_out_sample)?;
+    }
+    for (table, error) in &conversion.file.held_out_error {
+        eprintln!(
+            "  {table:<22} held-out rows {:>6}  median |error| {:.1}%  p90 {:.1}%",
+            error.rows,
+            error.median * 100.0,
+            error.p90 * 100.0
+        );
+    }
+    Ok(conversion.file)
 }

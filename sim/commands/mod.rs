@@ -13,7 +13,7 @@ mod search;
 mod sweep;
 mod validate;
 
-pub use calibrate::{calibrate, CalibrateOptions};
+pub use calibrate::{calibrate, calibrate_aiconfigurator, AiconfiguratorOptions, CalibrateOptions, MEASURED_HEADER};
 pub use profiles::profiles;
 pub use progress::{Progress, ProgressMode};
 pub use run::{check_servable, load_scenario, peak_memory_mib, print_warnings, run, RunOptions};

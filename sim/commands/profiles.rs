@@ -55,6 +55,14 @@ pub fn profiles() -> Result<String> {
     for (name, _) in crate::hardware::BUNDLED_CALIBRATIONS {
         let _ = writeln!(out, "  {name}");
     }
+    let _ = writeln!(
+        out,
+        "\nmeasured operator tables ({}, AIConfigurator; device_engine_version):",
+        crate::hardware::BUNDLED_MEASURED.len()
+    );
+    for (name, _) in crate::hardware::BUNDLED_MEASURED {
+        let _ = writeln!(out, "  {name}");
+    }
     let _ = writeln!(out, "\nmodels ({}):", BUNDLED_MODELS.len());
     let _ = writeln!(
         out,

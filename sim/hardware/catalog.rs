@@ -3,12 +3,14 @@
 //! scenario.
 
 use super::{DeviceProfile, LinkProfile, NodeProfile};
+use crate::calibration::aiconfigurator::MeasuredTimes;
 use crate::engine_profiles::EngineProfile;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::input::{known_list, YamlSource};
 use crate::model::ModelSpec;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
@@ -195,6 +197,68 @@ fn check_name_matches(source: &YamlSource, declared: &str, file_stem: &str) -> R
         return Err(source.error("name", format!("the name {declared:?} must equal the file name {file_stem:?}")));
     }
     Ok(())
+}
+
+/// The AIConfigurator framework whose measured kernels stand for servesim's serving `engine`
+/// (`None`: an engine AIConfigurator does not time, such as eager PyTorch). Err lists the
+/// engines known.
+pub fn aiconfigurator_framework(engine: &str) -> Result<Option<&'static str>, String> {
+    match engine {
+        "trtllm" => Ok(Some("trtllm")),
+        "vllm" | "vllm-v1" => Ok(Some("vllm")),
+        "sglang" => Ok(Some("sglang")),
+        "eager-pytorch" => Ok(None),
+        other => Err(format!("unknown engine {other:?}; known: trtllm, vllm-v1, sglang, eager-pytorch")),
+    }
+}
+
+/// A bundled measured-operator calibration's name: `<device>_<framework>_<version>`.
+fn measured_name_parts(name: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = name.splitn(3, '_');
+    Some((parts.next()?, parts.next()?, parts.next()?))
+}
+
+/// Names of the bundled measured-operator calibrations.
+pub fn bundled_measured_names() -> impl Iterator<Item = &'static str> {
+    BUNDLED_MEASURED.iter().map(|(name, _)| *name)
+}
+
+/// The bundled measured-operator calibration named `name`, parsed (once per process).
+pub fn bundled_measured_by_name(name: &str) -> Result<Option<Arc<MeasuredTimes>>> {
+    static PARSED: Mutex<BTreeMap<String, Arc<MeasuredTimes>>> = Mutex::new(BTreeMap::new());
+    let Some((name, text)) = BUNDLED_MEASURED.iter().find(|(n, _)| *n == name) else { return Ok(None) };
+    if let Some(times) = PARSED.lock().unwrap_or_else(|e| e.into_inner()).get(*name) {
+        return Ok(Some(times.clone()));
+    }
+    let times = Arc::new(MeasuredTimes::from_source(&YamlSource::from_text(
+        format!("<bundled hardware-profiles/calibrations/aiconfigurator/{name}.yaml>"),
+        PathBuf::new(),
+        text.to_string(),
+    ))?);
+    PARSED.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), times.clone());
+    Ok(Some(times))
+}
+
+/// The bundled measured operator times of `device` served by `engine` (a servesim engine
+/// name), from the latest framework version bundled; `None` when none is bundled (the
+/// roofline prices everything). Err for an unknown engine.
+pub fn bundled_measured(device: &str, engine: &str) -> Result<Option<Arc<MeasuredTimes>>> {
+    let framework = aiconfigurator_framework(engine).map_err(|message| Error::usage("engine", message))?;
+    let Some(framework) = framework else { return Ok(None) };
+    let latest = BUNDLED_MEASURED
+        .iter()
+        .filter_map(|(name, _)| measured_name_parts(name).map(|parts| (*name, parts)))
+        .filter(|(_, (d, f, _))| *d == device && *f == framework)
+        .max_by_key(|(_, (_, _, version))| crate::calibration::aiconfigurator::version_order(version));
+    match latest {
+        Some((name, _)) => bundled_measured_by_name(name),
+        None => Ok(None),
+    }
+}
+
+/// Reads a measured-operator calibration file written by `servesim calibrate --aiconfigurator`.
+pub fn measured_file(path: &std::path::Path) -> Result<MeasuredTimes> {
+    MeasuredTimes::from_file(path)
 }
 
 /// Embedded bundled scenario by file stem.

@@ -97,6 +97,9 @@ pub struct AttentionHeads {
     pub kv: u64,
     /// Query-key head dimension.
     pub head_dim: u64,
+    /// MLA: `kv` is a compressed latent attended by MLA's own kernels (tables of standard
+    /// attention do not apply).
+    pub latent: bool,
 }
 
 /// The token-level shape of one iteration's batch.
@@ -223,6 +226,7 @@ impl OperatorPlan {
                 query: query_heads,
                 kv: if model.mla.is_some() { 1 } else { kv_heads },
                 head_dim: qk_dim,
+                latent: model.mla.is_some(),
             },
             qkv_params,
             qkv_out_width,
