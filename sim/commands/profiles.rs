@@ -13,16 +13,26 @@ pub fn profiles() -> Result<String> {
     let _ = writeln!(out, "devices ({}):", catalog.devices.len());
     let _ = writeln!(
         out,
-        "  {:<16} {:<4} {:>10} {:>9} {:>9} {:>7} {:>8}  description",
-        "name", "kind", "bf16 TF/s", "mem GiB", "GB/s", "max W", "$/hour"
+        "  {:<16} {:<4} {:>10} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8}  description",
+        "name", "kind", "bf16 TF/s", "fp8", "fp4", "mem GiB", "GB/s", "max W", "$/hour"
     );
     for device in catalog.devices.values() {
+        // The dtypes a device lacks show as "-" (peak_flops would give a fallback rate).
+        let native = |dtype: Dtype| {
+            if device.runs(dtype) {
+                format!("{:.0}", device.peak_flops(dtype) / 1e12)
+            } else {
+                "-".to_string()
+            }
+        };
         let _ = writeln!(
             out,
-            "  {:<16} {:<4} {:>10.1} {:>9.0} {:>9.0} {:>7.0} {:>8.2}  {}",
+            "  {:<16} {:<4} {:>10.1} {:>8} {:>8} {:>9.0} {:>9.0} {:>7.0} {:>8.2}  {}",
             device.name,
             format!("{:?}", device.kind).to_lowercase(),
             device.peak_flops(Dtype::Bf16) / 1e12,
+            native(Dtype::Fp8),
+            native(Dtype::Fp4),
             device.memory.capacity_gib.get(),
             device.memory.bandwidth_gbs.get(),
             device.power.max_w.get(),
@@ -45,11 +55,32 @@ pub fn profiles() -> Result<String> {
     }
     let _ = writeln!(out, "\nnodes ({}):", catalog.nodes.len());
     for node in catalog.nodes.values() {
-        let devices: Vec<String> = node.devices.iter().map(|g| format!("{} × {}", g.count, g.device)).collect();
+        // Groups of one device profile (bridged pairs, superchips) and repeated links are
+        // summed, in order of first appearance.
+        let mut devices: Vec<(&str, u64)> = Vec::new();
+        for group in &node.devices {
+            match devices.iter_mut().find(|(device, _)| *device == group.device) {
+                Some((_, count)) => *count += group.count.get(),
+                None => devices.push((&group.device, group.count.get())),
+            }
+        }
+        let devices: Vec<String> = devices.iter().map(|(device, count)| format!("{count} × {device}")).collect();
+        let mut links: Vec<(String, usize)> = Vec::new();
+        for interconnect in &node.interconnects {
+            let link = format!("{} ({:?})", interconnect.link, interconnect.topology).to_lowercase();
+            match links.iter_mut().find(|(known, _)| *known == link) {
+                Some((_, times)) => *times += 1,
+                None => links.push((link, 1)),
+            }
+        }
         let links: Vec<String> =
-            node.interconnects.iter().map(|i| format!("{} ({:?})", i.link, i.topology).to_lowercase()).collect();
+            links.into_iter().map(|(link, times)| if times > 1 { format!("{times} × {link}") } else { link }).collect();
         let nic = node.scale_out.as_ref().map_or(String::new(), |s| format!("; NICs {}", s.link));
-        let _ = writeln!(out, "  {:<20} {}; {}{nic}", node.name, devices.join(" + "), links.join(", "));
+        let host = node.host.as_ref().map_or(String::new(), |h| {
+            let nvme = h.nvme.as_ref().map_or(String::new(), |n| format!(" + NVMe {:.0} GiB", n.capacity_gib.get()));
+            format!("; host {:.0} GiB{nvme}", h.memory_gib.get())
+        });
+        let _ = writeln!(out, "  {:<20} {}; {}{nic}{host}", node.name, devices.join(" + "), links.join(", "));
     }
     let _ = writeln!(out, "\ncalibrations ({}):", crate::hardware::BUNDLED_CALIBRATIONS.len());
     for (name, _) in crate::hardware::BUNDLED_CALIBRATIONS {
