@@ -126,16 +126,18 @@ impl Cluster {
                 None => Arc::new(ProfileEfficiency::of(&pool.device)),
             };
             let _ = scenario;
-            Box::new(
-                RooflineCostModel::with_efficiency(
-                    &pool.model,
-                    &pool.device,
-                    pool.precision,
-                    &placement.comm,
-                    efficiency,
-                )
-                .with_host(host_overheads(&pool.engine, pool.host_launch_s)),
+            let mut cost = RooflineCostModel::with_efficiency(
+                &pool.model,
+                &pool.device,
+                pool.precision,
+                &placement.comm,
+                efficiency,
             )
+            .with_host(host_overheads(&pool.engine, pool.host_launch_s));
+            if let Some(times) = &pool.measured {
+                cost = cost.with_measured(times.clone());
+            }
+            Box::new(cost)
         })
     }
 

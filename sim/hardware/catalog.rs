@@ -245,6 +245,12 @@ pub fn bundled_measured_by_name(name: &str) -> Result<Option<Arc<MeasuredTimes>>
 pub fn bundled_measured(device: &str, engine: &str) -> Result<Option<Arc<MeasuredTimes>>> {
     let framework = aiconfigurator_framework(engine).map_err(|message| Error::usage("engine", message))?;
     let Some(framework) = framework else { return Ok(None) };
+    bundled_measured_for_framework(device, framework)
+}
+
+/// The bundled measured operator times of `device` under AIConfigurator framework
+/// `framework` (`trtllm`, `vllm`, `sglang`), latest version; `None` when none is bundled.
+pub fn bundled_measured_for_framework(device: &str, framework: &str) -> Result<Option<Arc<MeasuredTimes>>> {
     let latest = BUNDLED_MEASURED
         .iter()
         .filter_map(|(name, _)| measured_name_parts(name).map(|parts| (*name, parts)))

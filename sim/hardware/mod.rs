@@ -10,9 +10,9 @@ mod link;
 mod node;
 
 pub use catalog::{
-    aiconfigurator_framework, bundled_measured, bundled_measured_by_name, bundled_measured_names, bundled_scenario,
-    measured_file, Catalog, BUNDLED_CALIBRATIONS, BUNDLED_DEVICES, BUNDLED_LINKS, BUNDLED_MEASURED, BUNDLED_MODELS,
-    BUNDLED_NODES, BUNDLED_SCENARIOS,
+    aiconfigurator_framework, bundled_measured, bundled_measured_by_name, bundled_measured_for_framework,
+    bundled_measured_names, bundled_scenario, measured_file, Catalog, BUNDLED_CALIBRATIONS, BUNDLED_DEVICES,
+    BUNDLED_LINKS, BUNDLED_MEASURED, BUNDLED_MODELS, BUNDLED_NODES, BUNDLED_SCENARIOS,
 };
 pub use device::{
     ComputeSpec, DeviceKind, DeviceProfile, Dtype, DvfsPoint, MemorySpec, Overheads, PowerSpec, BANDWIDTH_GBS,

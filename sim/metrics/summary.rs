@@ -129,6 +129,10 @@ pub struct DeviceSummary {
     pub pipeline_parallel: u64,
     /// KV blocks per replica.
     pub kv_capacity_blocks_per_replica: u64,
+    /// The serving engine.
+    pub engine: String,
+    /// Where its operator times come from.
+    pub operator_data: String,
     /// Fraction of time iterations were running.
     pub busy_fraction: Option<f64>,
     /// Time-averaged fraction of peak FLOP/s.
@@ -346,6 +350,8 @@ impl Summary {
                 tensor_parallel: pool.parallelism.tensor,
                 pipeline_parallel: pool.parallelism.pipeline,
                 kv_capacity_blocks_per_replica: pool.memory.kv_capacity_blocks,
+                engine: pool.engine.name.clone(),
+                operator_data: pool.operator_data.clone(),
                 busy_fraction: of_device_time(busy_s),
                 mean_compute_utilization: of_device_time(sum(&|role| role.compute_utilization_s)),
                 mean_memory_utilization: of_device_time(sum(&|role| role.memory_utilization_s)),

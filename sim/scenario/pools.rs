@@ -5,6 +5,7 @@
 use super::memory::{MemoryPlan, MemoryRequest};
 use super::placement::ReplicaPlacement;
 use super::schema::{PoolRoleName, PoolSection, ScenarioFile};
+use crate::calibration::aiconfigurator::MeasuredTimes;
 use crate::calibration::Calibration;
 use crate::engine_profiles::{EngineProfile, PrefixCacheKind};
 use crate::error::Result;
@@ -111,6 +112,10 @@ pub struct PoolPlan {
     pub engine: Arc<EngineProfile>,
     /// The prefix cache, when prompts reuse cached prefixes.
     pub prefix_cache: Option<PrefixCachePlan>,
+    /// Measured operator times that take precedence over the roofline, if any.
+    pub measured: Option<Arc<MeasuredTimes>>,
+    /// Where operator times come from, in words (for reports).
+    pub operator_data: String,
     /// Host launch cost per kernel outside graphs, s, when the pool overrides its engine's.
     pub host_launch_s: Option<f64>,
     /// The semi-PD split (role `semi_pd`).
@@ -350,6 +355,7 @@ pub(super) fn resolve_pool(
     })
     .map_err(|e| source.error(&format!("{field}.{}", e.field), e.message))?;
     let prefix_cache = prefix_cache_plan(pool, &engine, &memory, &field, source)?;
+    let (measured, operator_data) = operator_data(pool, &engine, &device, &field, source)?;
     let role = match pool.role {
         PoolRoleName::Colocated => PoolRole::Colocated,
         PoolRoleName::Prefill => PoolRole::Prefill,
@@ -445,11 +451,57 @@ pub(super) fn resolve_pool(
         memory,
         calibration,
         prefix_cache,
+        measured,
+        operator_data,
         engine,
         host_launch_s: pool.host_launch_us.map(|v| v.get() * 1e-6),
         semi_pd,
         placements: Vec::new(),
     })
+}
+
+/// The measured operator times `pool` uses, and a description of where its operator times
+/// come from.
+fn operator_data(
+    pool: &PoolSection,
+    engine: &EngineProfile,
+    device: &DeviceProfile,
+    field: &str,
+    source: &YamlSource,
+) -> Result<(Option<Arc<MeasuredTimes>>, String)> {
+    let roofline = |why: &str| format!("roofline ({why})");
+    let field = format!("{field}.operator_data");
+    let times: Arc<MeasuredTimes> = match pool.operator_data.as_deref().unwrap_or("measured") {
+        "roofline" => return Ok((None, roofline("operator_data: roofline"))),
+        "measured" => {
+            let Some(framework) = &engine.measured_framework else {
+                return Ok((None, roofline(&format!("no measured tables for engine {}", engine.name))));
+            };
+            match crate::hardware::bundled_measured_for_framework(&device.name, framework)? {
+                Some(times) => times,
+                None => {
+                    return Ok((
+                        None,
+                        roofline(&format!("no bundled measured tables for {} with {framework}", device.name)),
+                    ))
+                }
+            }
+        }
+        path => {
+            let resolved = source.resolve(path);
+            Arc::new(crate::hardware::measured_file(&resolved).map_err(|e| source.file_error(&field, e))?)
+        }
+    };
+    if pool.clock_ratio.get() != 1.0 {
+        // The tables were measured at full clock; DVFS is the roofline's to price.
+        return Ok((None, roofline("measured tables are at full clock; clock_ratio is not 1")));
+    }
+    let p = times.provenance();
+    let description = format!(
+        "measured where covered ({} {} {} {}), roofline for the rest",
+        p.source, p.system, p.framework, p.framework_version
+    );
+    Ok((Some(times), description))
 }
 
 /// The prefix cache of `pool` (its section over its engine's default), checked against the

@@ -286,6 +286,11 @@ pub struct PoolSection {
     /// Reuse of cached prompt prefixes (default: the engine's).
     #[serde(default)]
     pub prefix_cache: Option<PrefixCacheSection>,
+    /// Where operator times come from: `measured` (default: the bundled measured tables of
+    /// this device and engine where they exist, the roofline for the rest), `roofline`, or a
+    /// path to a file written by `servesim calibrate --aiconfigurator`.
+    #[serde(default)]
+    pub operator_data: Option<String>,
 }
 
 /// A pool's prefix cache.
