@@ -13,6 +13,7 @@ pub mod cost;
 pub mod engine;
 pub mod engine_profiles;
 pub mod error;
+pub mod fidelity;
 pub mod hardware;
 pub mod input;
 pub mod metrics;

@@ -38,6 +38,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("cluster", &["cost", "engine", "engine_profiles", "records", "scenario", "serving"]),
     ("metrics", &["cluster", "records", "scenario", "serving"]),
+    ("fidelity", &["calibration", "cluster", "cost", "error", "hardware", "input", "model", "scenario"]),
     ("report", &["cluster", "error", "metrics", "scenario", "serving"]),
     ("search", &["cluster", "engine", "error", "hardware", "input", "metrics", "records", "scenario", "workload"]),
     (

@@ -6,7 +6,7 @@
 //! (with a switching pool), then the replicas of every pool in order. Components only know
 //! each other's ids; what they share is the [`ServingState`].
 
-use crate::cost::{CostModel, Efficiency, GraphPlan, HostOverheads, ProfileEfficiency, RooflineCostModel};
+use crate::cost::{CostModel, Efficiency, GraphPlan, HostOverheads, KernelScale, ProfileEfficiency, RooflineCostModel};
 use crate::engine::{ComponentId, RunStats, SimTime, Simulation};
 use crate::engine_profiles::{Batching, EngineProfile, GraphMode};
 use crate::records::Recorder;
@@ -89,6 +89,35 @@ fn route_policy(kind: RouterKind, seed: u64, name: &str) -> Box<dyn RoutePolicy>
     }
 }
 
+/// The cost model of one replica of `pool` placed at `placement`, as runs use it: the
+/// pool's calibration (else the device profile's efficiencies), its measured operator times,
+/// and its engine's host work and graphs.
+pub fn pool_cost_model(pool: &PoolPlan, placement: &ReplicaPlacement) -> RooflineCostModel {
+    let efficiency: Arc<dyn Efficiency> = match &pool.calibration {
+        Some(calibration) => Arc::new(calibration.efficiency.clone()),
+        None => Arc::new(ProfileEfficiency::of(&pool.device)),
+    };
+    let mut cost =
+        RooflineCostModel::with_efficiency(&pool.model, &pool.device, pool.precision, &placement.comm, efficiency)
+            .with_host(host_overheads(&pool.engine, pool.host_launch_s));
+    if let Some(times) = &pool.measured {
+        cost = cost.with_measured(times.clone());
+    }
+    let s = &pool.engine.kernel_scale;
+    let reread =
+        if pool.model.sliding_window_tokens.is_some() { pool.engine.windowed_decode_reread_fraction } else { 0.0 };
+    cost.with_kv_rereads(reread).with_experts_at_16_bits(pool.engine.experts_at_16_bits).with_kernel_scale(
+        KernelScale {
+            gemm: s.gemm,
+            attention_prefill: s.attention_prefill,
+            attention_decode: s.attention_decode,
+            experts_few_tokens: s.experts_few_tokens,
+            experts_many_tokens: s.experts_many_tokens,
+            all_reduce: s.all_reduce,
+        },
+    )
+}
+
 /// The batch policy of an engine's scheduler.
 fn batch_policy(engine: &EngineProfile) -> Box<dyn BatchPolicy> {
     match engine.scheduler.batching {
@@ -120,25 +149,7 @@ pub fn host_overheads(engine: &EngineProfile, launch_s: Option<f64>) -> HostOver
 impl Cluster {
     /// Builds the cluster a scenario describes, pricing iterations with the roofline model.
     pub fn build(scenario: &Scenario) -> Cluster {
-        Self::build_with(scenario, &mut |scenario, pool, placement| {
-            let efficiency: Arc<dyn Efficiency> = match &pool.calibration {
-                Some(calibration) => Arc::new(calibration.efficiency.clone()),
-                None => Arc::new(ProfileEfficiency::of(&pool.device)),
-            };
-            let _ = scenario;
-            let mut cost = RooflineCostModel::with_efficiency(
-                &pool.model,
-                &pool.device,
-                pool.precision,
-                &placement.comm,
-                efficiency,
-            )
-            .with_host(host_overheads(&pool.engine, pool.host_launch_s));
-            if let Some(times) = &pool.measured {
-                cost = cost.with_measured(times.clone());
-            }
-            Box::new(cost)
-        })
+        Self::build_with(scenario, &mut |_, pool, placement| Box::new(pool_cost_model(pool, placement)))
     }
 
     /// Builds the cluster with `cost_model(scenario, pool, placement)` for each worker.

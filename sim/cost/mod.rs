@@ -13,7 +13,7 @@ mod roofline;
 
 pub use efficiency::{Curve, Efficiency, FittedEfficiency, ProfileEfficiency};
 pub use host::{GraphPlan, HostOverheads, Launch};
-pub use measured::{MeasuredContext, OperatorTimes};
+pub use measured::{KernelScale, MeasuredContext, OperatorTimes};
 pub use roofline::RooflineCostModel;
 
 use crate::model::BatchShape;

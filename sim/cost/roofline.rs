@@ -8,7 +8,7 @@
 
 use super::efficiency::{Efficiency, ProfileEfficiency};
 use super::host::{HostOverheads, Launch};
-use super::measured::{MeasuredContext, OperatorTimes};
+use super::measured::{KernelScale, MeasuredContext, OperatorTimes};
 use super::{CostModel, IterationCost, ResourceShare};
 use crate::engine::secs_to_nanos;
 use crate::hardware::{DeviceProfile, Dtype};
@@ -16,6 +16,10 @@ use crate::model::{BatchShape, ModelSpec, OpKind, OpShape, Operator, OperatorPla
 use crate::scenario::ParallelComm;
 use crate::topology::CollectiveCost;
 use std::sync::Arc;
+
+/// Per-direction link bandwidth from which a tensor-parallel group counts as NVLink-class
+/// (PCIe Gen5 x16 is 64 GB/s; NVLink 3 and later at least 300 GB/s).
+pub const NVLINK_CLASS_BYTES_PER_S: f64 = 100e9;
 
 /// Roofline cost model of one replica.
 #[derive(Debug, Clone)]
@@ -38,7 +42,12 @@ pub struct RooflineCostModel {
     hidden_size: f64,
     host: HostOverheads,
     measured: Option<Arc<dyn OperatorTimes>>,
+    kernel_scale: KernelScale,
     measured_context: MeasuredContext,
+    /// Share of the re-reads of a decode kernel that reads each KV head once per query head.
+    reread_fraction: f64,
+    /// MoE experts run at 16 bits.
+    experts_at_16_bits: bool,
     /// The share of the devices the iteration being priced runs on.
     share: ResourceShare,
     scratch: Vec<Operator>,
@@ -79,14 +88,22 @@ impl RooflineCostModel {
             hidden_size: model.hidden_size as f64,
             host: HostOverheads::default(),
             measured: None,
+            kernel_scale: KernelScale::default(),
             measured_context: MeasuredContext {
                 precision,
                 tensor_parallel: comm.tensor_parallel,
-                single_node: comm.tp_nodes_spanned <= 1,
+                single_node: comm.tp_nodes_spanned <= 1 && comm.tp_link_bytes_per_s >= NVLINK_CLASS_BYTES_PER_S,
             },
+            reread_fraction: 0.0,
+            experts_at_16_bits: false,
             share: ResourceShare::WHOLE,
             scratch: Vec::with_capacity(32),
         }
+    }
+
+    /// The serving engine's host work and graph launches.
+    pub fn host(&self) -> &HostOverheads {
+        &self.host
     }
 
     /// Adds the serving engine's host work and graph launches.
@@ -107,9 +124,59 @@ impl RooflineCostModel {
         self
     }
 
+    /// Scales operator times by kind (an engine version's kernels against servesim's prices).
+    pub fn with_kernel_scale(mut self, scale: KernelScale) -> Self {
+        self.kernel_scale = scale;
+        self
+    }
+
+    /// Makes decode attention re-read `fraction` of what a kernel reading each KV head once
+    /// per query head would (an engine's fallback kernel for grouped-query attention).
+    pub fn with_kv_rereads(mut self, fraction: f64) -> Self {
+        self.reread_fraction = fraction.clamp(0.0, 1.0);
+        self
+    }
+
+    /// The share of decode KV re-reads (0: none).
+    pub fn kv_reread_fraction(&self) -> f64 {
+        self.reread_fraction
+    }
+
+    /// Runs MoE expert GEMMs at 16 bits whatever the weight format.
+    pub fn with_experts_at_16_bits(mut self, yes: bool) -> Self {
+        self.experts_at_16_bits = yes;
+        self
+    }
+
     /// Seconds one repetition of `op` takes: measured where the tables cover it, else the
     /// roofline.
     pub fn operator_seconds(&self, op: &Operator) -> f64 {
+        match op.shape {
+            OpShape::DecodeAttention { sequences, kv_tokens, heads }
+                if self.reread_fraction > 0.0 && heads.kv < heads.query && heads.kv > 0 =>
+            {
+                let ratio = heads.query as f64 / heads.kv as f64;
+                let mut reread = *op;
+                reread.shape = OpShape::DecodeAttention {
+                    sequences,
+                    kv_tokens,
+                    heads: crate::model::AttentionHeads { kv: heads.query, ..heads },
+                };
+                reread.bytes *= ratio;
+                let once = self.priced_seconds(op);
+                once + self.reread_fraction * (self.priced_seconds(&reread) - once).max(0.0)
+            }
+            OpShape::Experts { .. } if self.experts_at_16_bits && !op.unquantized => {
+                // Weights stay in their format; the GEMMs compute at 16 bits.
+                let mut sixteen = *op;
+                sixteen.unquantized = true;
+                self.priced_seconds(&sixteen)
+            }
+            _ => self.priced_seconds(op),
+        }
+    }
+
+    fn priced_seconds(&self, op: &Operator) -> f64 {
         if let Some(measured_s) = self.measured.as_ref().and_then(|m| m.seconds(op, &self.measured_context)) {
             // On a share of the device, compute-bound work slows by the compute share and
             // streaming work by the bandwidth share.
@@ -117,9 +184,9 @@ impl RooflineCostModel {
                 crate::model::OpShape::DecodeAttention { .. } => self.share.memory_bandwidth,
                 _ => self.share.compute,
             };
-            return measured_s / share;
+            return measured_s * self.kernel_scale.of(&op.shape) / share;
         }
-        self.roofline_seconds(op)
+        self.roofline_seconds(op) * self.kernel_scale.of(&op.shape)
     }
 
     /// Seconds one repetition of `op` takes by the roofline.

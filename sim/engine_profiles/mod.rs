@@ -127,6 +127,50 @@ pub struct Graphs {
     pub kernel_launch_us: NonNegative,
 }
 
+/// How this engine version's kernels compare with servesim's operator prices (the measured
+/// tables where bundled — AIConfigurator measures recent engine versions, an older version's
+/// kernels may be slower or faster — else the roofline): each operator's time is multiplied
+/// by its kind's factor. Fitted, not assumed; 1 where nothing was fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelScale {
+    /// Dense GEMMs.
+    #[serde(default = "unit")]
+    pub gemm: f64,
+    /// Prefill (context) attention.
+    #[serde(default = "unit")]
+    pub attention_prefill: f64,
+    /// Decode (generation) attention.
+    #[serde(default = "unit")]
+    pub attention_decode: f64,
+    /// MoE experts with at most 16 tokens each.
+    #[serde(default = "unit")]
+    pub experts_few_tokens: f64,
+    /// MoE experts with at least 512 tokens each (log-interpolated in between).
+    #[serde(default = "unit")]
+    pub experts_many_tokens: f64,
+    /// All-reduce.
+    #[serde(default = "unit")]
+    pub all_reduce: f64,
+}
+
+fn unit() -> f64 {
+    1.0
+}
+
+impl Default for KernelScale {
+    fn default() -> Self {
+        KernelScale {
+            gemm: 1.0,
+            attention_prefill: 1.0,
+            attention_decode: 1.0,
+            experts_few_tokens: 1.0,
+            experts_many_tokens: 1.0,
+            all_reduce: 1.0,
+        }
+    }
+}
+
 /// Knobs a pool inherits unless its `scheduler:` section sets them.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -166,6 +210,21 @@ pub struct EngineProfile {
     pub host: HostWork,
     /// Graphs and launches.
     pub graphs: Graphs,
+    /// This version's kernels against servesim's operator prices.
+    #[serde(default)]
+    pub kernel_scale: KernelScale,
+    /// For sliding-window models with grouped-query attention: the share of the extra KV reads
+    /// of a kernel that reads each KV head once per query head (TensorRT-LLM 0.9: its XQA
+    /// kernels had no sliding window, so such models ran the masked multi-head kernel; caches
+    /// absorb part of the re-reads). 0: each KV head is read once.
+    #[serde(default)]
+    pub windowed_decode_reread_fraction: f64,
+    /// Whether MoE expert GEMMs compute at 16 bits whatever the weight format (TensorRT-LLM
+    /// 0.9: FP8 compute for Mixtral's experts arrived in 0.10). Measured tables then price
+    /// them as 16-bit GEMMs; `kernel_scale.experts_few_tokens` carries what narrower weights
+    /// save where the experts are bandwidth-bound.
+    #[serde(default)]
+    pub experts_at_16_bits: bool,
     /// Default knobs.
     pub defaults: EngineDefaults,
     /// Field path → citation or `ESTIMATE:`/`FITTED:` note.
@@ -175,6 +234,8 @@ pub struct EngineProfile {
 /// Largest host time per step or per sequence accepted, µs (far beyond any engine; keeps
 /// derived durations inside the nanosecond clock).
 pub const HOST_US: (f64, f64) = (0.0, 1e6);
+/// Range of a measured-time factor: an engine's kernels within 10× of the measured ones.
+pub const KERNEL_SCALE: (f64, f64) = (0.1, 10.0);
 /// Largest batch or token count an engine knob may name.
 pub const MAX_KNOB: u64 = 1 << 24;
 
@@ -185,6 +246,23 @@ impl EngineProfile {
         source.check_range("host.step_us", profile.host.step_us.get(), HOST_US, " µs")?;
         source.check_range("host.per_sequence_us", profile.host.per_sequence_us.get(), HOST_US, " µs")?;
         source.check_range("graphs.kernel_launch_us", profile.graphs.kernel_launch_us.get(), HOST_US, " µs")?;
+        let scale = &profile.kernel_scale;
+        for (field, value) in [
+            ("kernel_scale.gemm", scale.gemm),
+            ("kernel_scale.attention_prefill", scale.attention_prefill),
+            ("kernel_scale.attention_decode", scale.attention_decode),
+            ("kernel_scale.experts_few_tokens", scale.experts_few_tokens),
+            ("kernel_scale.experts_many_tokens", scale.experts_many_tokens),
+            ("kernel_scale.all_reduce", scale.all_reduce),
+        ] {
+            source.check_range(field, value, KERNEL_SCALE, "")?;
+        }
+        source.check_range(
+            "windowed_decode_reread_fraction",
+            profile.windowed_decode_reread_fraction,
+            (0.0, 1.0),
+            "",
+        )?;
         let knobs = [
             ("defaults.max_num_seqs", profile.defaults.max_num_seqs.get()),
             ("defaults.max_num_batched_tokens", profile.defaults.max_num_batched_tokens.get()),

@@ -31,6 +31,11 @@ pub(super) struct HfConfig {
     pub hidden_act: Option<String>,
     #[serde(default)]
     pub torch_dtype: Option<String>,
+    // Sliding-window attention (Mistral); Qwen configs name a window they do not use.
+    #[serde(default)]
+    pub sliding_window: Option<u64>,
+    #[serde(default)]
+    pub use_sliding_window: Option<bool>,
     // Mixture of experts (Mixtral, Qwen-MoE, DeepSeek).
     #[serde(default, alias = "num_local_experts", alias = "n_routed_experts")]
     pub num_experts: Option<u64>,

@@ -81,6 +81,20 @@ pub enum OpShape {
         /// Heads per device.
         heads: AttentionHeads,
     },
+    /// The routed experts of an MoE layer: each expert hit runs an up (gate and up fused)
+    /// and a down projection over the tokens routed to it.
+    Experts {
+        /// Distinct experts hit (expected value).
+        experts_hit: f64,
+        /// Tokens each hit expert processes (mean).
+        tokens_per_expert: f64,
+        /// Model width.
+        hidden: u64,
+        /// Expert intermediate width per device.
+        intermediate: u64,
+        /// Matrices of the up projection (2 for gated MLPs).
+        up_matrices: u64,
+    },
     /// A tensor-parallel all-reduce.
     AllReduce {
         /// Bytes per device.
@@ -165,6 +179,8 @@ pub struct OperatorPlan {
     kv_bytes: f64,
     dequantized: bool,
     attention_heads: AttentionHeads,
+    /// Tokens a query attends back over at most (sliding-window attention).
+    window: f64,
     /// Per device: attention input projection parameters, their output width.
     qkv_params: f64,
     qkv_out_width: f64,
@@ -222,6 +238,7 @@ impl OperatorPlan {
             activation_bytes: precision.activation_bytes(),
             kv_bytes: precision.kv.bytes(),
             dequantized: precision.weights.dequantized(),
+            window: model.sliding_window_tokens.map_or(f64::INFINITY, |w| w as f64),
             attention_heads: AttentionHeads {
                 query: query_heads,
                 kv: if model.mla.is_some() { 1 } else { kv_heads },
@@ -312,20 +329,25 @@ impl OperatorPlan {
         let head_flops = 2.0 * self.heads * (self.qk_dim + self.v_dim);
         let kv_token_bytes = self.kv_elements_per_token * self.kv_bytes;
         let q_bytes = self.heads * (self.qk_dim + self.v_dim) * e;
+        // A sliding window bounds what each query attends to (applied to the batch's mean
+        // context, a named shortcut exact when every sequence is on the same side of it).
+        let window = self.window;
         if batch.prefill_tokens > 0 {
             let q = batch.prefill_tokens as f64;
             let chunks = batch.prefill_chunks.max(1);
+            let keys_per_query = (batch.prefill_attention_pairs / q).min(window);
+            let kv_tokens = (batch.prefill_kv_tokens as f64 / chunks as f64).min(window + q / chunks as f64);
             push(Operator {
                 name: "attn_prefill",
                 kind: OpKind::Attention,
-                flops: head_flops * batch.prefill_attention_pairs,
-                bytes: q * q_bytes + batch.prefill_kv_tokens as f64 * kv_token_bytes,
+                flops: head_flops * keys_per_query * q,
+                bytes: q * q_bytes + kv_tokens * chunks as f64 * kv_token_bytes,
                 repeat: layers,
-                keys_per_query: batch.prefill_attention_pairs / q,
+                keys_per_query,
                 shape: OpShape::PrefillAttention {
                     sequences: chunks,
                     query_tokens: q / chunks as f64,
-                    kv_tokens: batch.prefill_kv_tokens as f64 / chunks as f64,
+                    kv_tokens,
                     heads: self.attention_heads,
                 },
                 ..Operator::default()
@@ -333,16 +355,17 @@ impl OperatorPlan {
         }
         if batch.decode_tokens > 0 {
             let d = batch.decode_tokens as f64;
+            let context = (batch.decode_context_tokens as f64 / d).min(window);
             push(Operator {
                 name: "attn_decode",
                 kind: OpKind::Attention,
-                flops: head_flops * batch.decode_context_tokens as f64,
-                bytes: d * q_bytes + (batch.decode_context_tokens as f64 + d) * kv_token_bytes,
+                flops: head_flops * context * d,
+                bytes: d * q_bytes + (context + 1.0) * d * kv_token_bytes,
                 repeat: layers,
-                keys_per_query: batch.decode_context_tokens as f64 / d,
+                keys_per_query: context,
                 shape: OpShape::DecodeAttention {
                     sequences: batch.decode_tokens,
-                    kv_tokens: batch.decode_context_tokens as f64 / d,
+                    kv_tokens: context,
                     heads: self.attention_heads,
                 },
                 ..Operator::default()
@@ -394,6 +417,13 @@ impl OperatorPlan {
                 bytes,
                 repeat: self.moe_layers,
                 dequant_ops: if dequantized { hit * expert_params * 4.0 } else { 0.0 },
+                shape: OpShape::Experts {
+                    experts_hit: hit,
+                    tokens_per_expert: routed / hit.max(1e-9),
+                    hidden: h as u64,
+                    intermediate: moe.expert_intermediate.round() as u64,
+                    up_matrices: up_matrices as u64,
+                },
                 ..Operator::default()
             });
             if moe.shared_intermediate > 0.0 {

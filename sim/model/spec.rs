@@ -69,6 +69,8 @@ pub struct ModelSpec {
     pub mla: Option<MlaSpec>,
     /// `torch_dtype` of the published weights, when it names a known dtype.
     pub published_dtype: Option<Dtype>,
+    /// Tokens each query attends back over, when attention is windowed (Mistral 7B: 4096).
+    pub sliding_window_tokens: Option<u64>,
 }
 
 impl ModelSpec {
@@ -204,6 +206,10 @@ impl ModelSpec {
             moe,
             mla,
             published_dtype,
+            sliding_window_tokens: match (config.sliding_window, config.use_sliding_window) {
+                (Some(window), None | Some(true)) if window > 0 && window < max_context_tokens => Some(window),
+                _ => None,
+            },
         })
     }
 

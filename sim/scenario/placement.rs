@@ -30,6 +30,9 @@ pub struct ParallelComm {
     pub pp_send: CollectiveCost,
     /// Most nodes one tensor-parallel group spans (1: inside one machine).
     pub tp_nodes_spanned: u64,
+    /// The link bandwidth per device and direction the group's ring all-reduce runs at (the
+    /// slowest group's), bytes/s; infinite for a single device.
+    pub tp_link_bytes_per_s: f64,
 }
 
 /// Where one replica runs.
@@ -386,7 +389,15 @@ pub(super) fn place(fabric: &Fabric, source: &YamlSource, pools: &[PoolDemand]) 
                 }
                 pp_send = pp_send.max(send);
             }
+            // A ring all-reduce moves 2(n − 1)/n bytes per byte over each device's link.
+            let ring_factor = 2.0 * (tp as f64 - 1.0) / tp as f64;
+            let tp_link_bytes_per_s = if tp > 1 && tp_all_reduce.seconds_per_byte > 0.0 {
+                ring_factor / tp_all_reduce.seconds_per_byte
+            } else {
+                f64::INFINITY
+            };
             let comm = ParallelComm {
+                tp_link_bytes_per_s,
                 tp_nodes_spanned: stages.iter().map(|g| nodes_of(g)).max().unwrap_or(1),
                 tensor_parallel: tp as u64,
                 pipeline_parallel: pp as u64,

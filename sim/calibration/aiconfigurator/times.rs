@@ -283,6 +283,15 @@ impl OperatorTimes for MeasuredTimes {
         match op.shape {
             OpShape::None => None,
             OpShape::Gemm { m, n, k } => self.gemm_seconds(op, context, m, n, k),
+            OpShape::Experts { experts_hit, tokens_per_expert, hidden, intermediate, up_matrices } => {
+                // Each expert hit as its own pair of GEMMs over its tokens: grouped-GEMM kernels
+                // run about as the dense GEMMs of those shapes (a named shortcut; the MoE
+                // tables are not converted).
+                let m = tokens_per_expert.ceil().max(1.0) as u64;
+                let up = self.gemm_seconds(op, context, m, up_matrices * intermediate, hidden)?;
+                let down = self.gemm_seconds(op, context, m, hidden, intermediate)?;
+                Some(experts_hit * (up + down))
+            }
             OpShape::PrefillAttention { sequences, query_tokens, kv_tokens, heads } => {
                 self.prefill_seconds(context, sequences, query_tokens, kv_tokens, &heads)
             }
