@@ -12,10 +12,10 @@ use crate::engine_profiles::{Batching, EngineProfile, GraphMode};
 use crate::records::Recorder;
 use crate::scenario::{PoolPlan, PoolRole, ReplicaPlacement, RouterKind, Scenario};
 use crate::serving::{
-    BatchPolicy, BlockPool, CacheCapacity, Executor, Handoff, IterationRecord, KvLayout, KvManager, LeastKvLoad,
-    LeastOutstandingTokens, Msg, Network, PowerOfTwo, PrefillFirst, PrefixCache, Replica, ReplicaGauge,
+    BatchPolicy, BlockPool, CacheCapacity, Executor, Handoff, HostTiers, IterationRecord, KvLayout, KvManager,
+    LeastKvLoad, LeastOutstandingTokens, Msg, Network, PowerOfTwo, PrefillFirst, PrefixCache, Replica, ReplicaGauge,
     ReplicaHardware, ReplicaSetup, ReplicaStats, RequestSource, Role, RoleController, RoleSwitch, RoundRobin,
-    RoutePolicy, RouteTarget, Router, SchedulerState, Scope, ServingState, ShareControl, Stage, SwitchPolicy,
+    RoutePolicy, RouteTarget, Router, SchedulerState, Scope, ServingState, ShareControl, Stage, SwitchPolicy, TierSpec,
     TransferLog, VllmV1, Worker,
 };
 use std::sync::Arc;
@@ -261,6 +261,25 @@ impl Cluster {
                     KvManager::with_prefix_cache(blocks, cache, scenario.prefixes.clone())
                 }
                 _ => KvManager::new(blocks),
+            };
+            let kv = match &placement.offload {
+                Some(plan) => {
+                    let entry_blocks =
+                        (u64::from(scenario.prefixes.block_tokens) / pool.memory.block_size_tokens).max(1);
+                    kv.with_tiers(HostTiers::new(
+                        TierSpec {
+                            host_blocks: plan.host_blocks,
+                            nvme_blocks: plan.nvme_blocks,
+                            block_bytes_per_device: plan.block_bytes_per_device,
+                            host_link_bytes_per_s: plan.host_link_bytes_per_s,
+                            host_link_latency_s: plan.host_link_latency_s,
+                            nvme_read_bytes_per_s: plan.nvme_read_bytes_per_s,
+                            swap_preemption: plan.swap_preemption,
+                        },
+                        entry_blocks,
+                    ))
+                }
+                None => kv,
             };
             let handoff = match (decode_router, network) {
                 (Some(decode_router), Some(network)) if pool.role.hands_off() => Some(Handoff {

@@ -110,6 +110,23 @@ pub struct PrefixCacheSummary {
     pub evictions: u64,
 }
 
+/// KV moved to and from host memory (deployments that offload KV only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KvOffloadSummary {
+    /// Sequences swapped out to host memory.
+    pub swap_outs: u64,
+    /// Sequences swapped back in.
+    pub swap_ins: u64,
+    /// KV blocks moved by swaps, both ways.
+    pub swapped_blocks: u64,
+    /// Prefix blocks loaded back from host DRAM instead of recomputed.
+    pub prefix_blocks_from_host: u64,
+    /// Prefix blocks loaded back from NVMe.
+    pub prefix_blocks_from_nvme: u64,
+    /// Seconds steps waited on host-link transfers, summed over replicas.
+    pub transfer_s: f64,
+}
+
 /// One pool's devices.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DeviceSummary {
@@ -227,6 +244,8 @@ pub struct Summary {
     pub kv_cache: KvSummary,
     /// Prefix reuse, when a pool keeps a prefix cache.
     pub prefix_cache: Option<PrefixCacheSummary>,
+    /// Host-memory traffic, when a pool offloads KV.
+    pub kv_offload: Option<KvOffloadSummary>,
     /// Pools.
     pub devices: Vec<DeviceSummary>,
     /// Devices by role.
@@ -319,6 +338,21 @@ impl Summary {
                 hit_rate: ratio(hit_tokens as f64, prompt_tokens as f64),
                 evictions: run.replicas.iter().map(|r| r.stats.prefix_evictions).sum(),
             }
+        });
+
+        let offloading = scenario.pools.iter().any(|p| p.placements.iter().any(|r| r.offload.is_some()));
+        let kv_offload = offloading.then(|| {
+            let mut s = KvOffloadSummary::default();
+            for r in &run.replicas {
+                let t = &r.stats.tiers;
+                s.swap_outs += t.swap_outs;
+                s.swap_ins += t.swap_ins;
+                s.swapped_blocks += t.swapped_blocks;
+                s.prefix_blocks_from_host += t.loaded_from_host_blocks;
+                s.prefix_blocks_from_nvme += t.loaded_from_nvme_blocks;
+                s.transfer_s += t.transfer_s;
+            }
+            s
         });
 
         // Energy of one replica in one role: busy energy plus idle power over the rest of
@@ -428,6 +462,7 @@ impl Summary {
             queue,
             kv_cache,
             prefix_cache,
+            kv_offload,
             devices,
             roles,
             disaggregation,

@@ -133,6 +133,9 @@ pub struct BatchShape {
     pub decode_context_tokens: u64,
     /// Sequences whose next-token logits are computed this iteration.
     pub sampled_tokens: u64,
+    /// Seconds of KV moved between the devices and host memory before the step can run
+    /// (swaps, offloaded prefix blocks loaded back).
+    pub host_transfer_s: f64,
 }
 
 impl BatchShape {

@@ -77,6 +77,13 @@ pub fn render_summary_table(summary: &Summary) -> String {
             p.evictions
         );
     }
+    if let Some(o) = &summary.kv_offload {
+        let _ = writeln!(
+            out,
+            "KV offload      {} swapped out, {} back in; {} prefix blocks loaded from host, {} from NVMe; {:.3} s of transfers",
+            o.swap_outs, o.swap_ins, o.prefix_blocks_from_host, o.prefix_blocks_from_nvme, o.transfer_s
+        );
+    }
     for d in &summary.devices {
         let role = if d.role == "colocated" { String::new() } else { format!(" {}", d.role) };
         let _ = writeln!(

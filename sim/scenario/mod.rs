@@ -6,11 +6,13 @@
 //! room for KV, and the workload is non-empty. This module does not run anything.
 
 mod memory;
+mod offload;
 mod placement;
 mod pools;
 pub mod schema;
 
 pub use memory::{DoesNotFit, MemoryPlan, MemoryRequest};
+pub use offload::OffloadPlan;
 pub use placement::{ParallelComm, ReplicaPlacement};
 pub use pools::{PoolPlan, PoolRole, SemiPdPlan, ShareAdaptPlan};
 pub use schema::RouterKind;
@@ -164,6 +166,34 @@ impl Scenario {
             pool.placements = placements;
         }
         pools::check_routes(&pools, &fabric, source)?;
+        for (index, (pool, section)) in pools.iter_mut().zip(&file.deployment.pools).enumerate() {
+            let field = format!("deployment.pools[{index}].kv_offload");
+            let engine_swaps = pool.engine.scheduler.preemption == crate::engine_profiles::Preemption::Swap;
+            let Some(offload) = &section.kv_offload else {
+                if engine_swaps {
+                    return Err(source.error(
+                        &field,
+                        format!(
+                            "engine {} preempts by swapping KV to host memory: give the pool a `kv_offload:` section",
+                            pool.engine.name
+                        ),
+                    ));
+                }
+                continue;
+            };
+            for placement in &mut pool.placements {
+                placement.offload = Some(offload::offload_plan(
+                    offload,
+                    engine_swaps,
+                    placement,
+                    &pool.memory,
+                    &fabric,
+                    catalog,
+                    source,
+                    &field,
+                )?);
+            }
+        }
         let switching = pools.iter().any(|p| p.role == PoolRole::Switching).then(|| {
             let section = file.deployment.role_switching.clone().unwrap_or_default();
             SwitchingPlan {

@@ -42,6 +42,8 @@ pub struct ReplicaPlacement {
     pub devices: Vec<usize>,
     /// Its communication costs.
     pub comm: ParallelComm,
+    /// Where it may offload KV, when its pool offloads.
+    pub offload: Option<super::offload::OffloadPlan>,
 }
 
 /// What a pool needs from the cluster.
@@ -407,7 +409,7 @@ pub(super) fn place(fabric: &Fabric, source: &YamlSource, pools: &[PoolDemand]) 
                     efficiency: if pp_pair.is_empty() { None } else { curve("send_recv", &pp_pair) },
                 },
             };
-            pool_placements.push(ReplicaPlacement { devices: chosen, comm });
+            pool_placements.push(ReplicaPlacement { devices: chosen, comm, offload: None });
         }
         placements.push(pool_placements);
     }

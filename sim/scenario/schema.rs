@@ -286,11 +286,32 @@ pub struct PoolSection {
     /// Reuse of cached prompt prefixes (default: the engine's).
     #[serde(default)]
     pub prefix_cache: Option<PrefixCacheSection>,
+    /// Offloading KV to the host: swapped-out sequences and evicted prefix blocks go to host
+    /// DRAM (and optionally NVMe) over the device's host link.
+    #[serde(default)]
+    pub kv_offload: Option<KvOffloadSection>,
     /// Where operator times come from: `measured` (default: the bundled measured tables of
     /// this device and engine where they exist, the roofline for the rest), `roofline`, or a
     /// path to a file written by `servesim calibrate --aiconfigurator`.
     #[serde(default)]
     pub operator_data: Option<String>,
+}
+
+/// A pool's KV offload to host memory.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvOffloadSection {
+    /// Host DRAM per replica for offloaded KV, GiB (default: the replica's share of its
+    /// node's `host.memory_gib`, by accelerators).
+    #[serde(default)]
+    pub cpu_gib: Option<Positive>,
+    /// Local NVMe per replica for prefix blocks evicted from host DRAM, GiB (default: none;
+    /// at most the replica's share of its node's `host.nvme.capacity_gib`).
+    #[serde(default)]
+    pub nvme_gib: Option<Positive>,
+    /// Preempt by swapping KV to host DRAM instead of the engine's default.
+    #[serde(default)]
+    pub swap_preemption: Option<bool>,
 }
 
 /// A pool's prefix cache.

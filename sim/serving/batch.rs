@@ -77,6 +77,8 @@ pub struct SchedulerState {
     pub free_slots: Vec<usize>,
     /// Slots of running sequences, in admission order.
     pub running: Vec<usize>,
+    /// Sequences preempted with their KV swapped to host memory, in preemption order.
+    pub swapped: std::collections::VecDeque<Sequence>,
     /// The KV cache.
     pub kv: KvManager,
     /// Pipeline stages (each may hold a batch of `max_num_seqs`).
@@ -99,6 +101,7 @@ impl SchedulerState {
             slots: Vec::new(),
             free_slots: Vec::new(),
             running: Vec::new(),
+            swapped: std::collections::VecDeque::new(),
             kv,
             stages: stages.max(1),
             preemptions: 0,
@@ -140,7 +143,7 @@ impl SchedulerState {
 
     /// Whether any sequence is waiting or running.
     pub fn has_work(&self) -> bool {
-        !self.waiting.is_empty() || !self.running.is_empty()
+        !self.waiting.is_empty() || !self.running.is_empty() || !self.swapped.is_empty()
     }
 }
 
@@ -247,7 +250,10 @@ impl VllmV1 {
             budget -= tokens;
             index += 1;
         }
-        if !self.preempted_this_iteration && scope.admits() {
+        if !self.preempted_this_iteration {
+            resume_swapped(state, scope, &mut batch, members, &mut budget, now, recorder);
+        }
+        if !self.preempted_this_iteration && scope.admits() && state.swapped.is_empty() {
             admit(state, &mut batch, members, &mut budget, now, recorder);
         }
         batch
@@ -282,11 +288,21 @@ pub(super) fn reserve_blocks(
     }
 }
 
-/// Preemption by recompute: the sequence loses its KV and goes back to the waiting queue
-/// with its generated tokens appended to the prompt it must recompute.
+/// Preemption: by swap when the replica has host tiers that swap and room in them (the
+/// sequence waits, KV in host memory, to resume where it stopped), else by recompute (it
+/// loses its KV and goes back to the waiting queue with its generated tokens appended to the
+/// prompt it must recompute).
 pub(super) fn preempt(state: &mut SchedulerState, index: usize, recorder: &mut Recorder) {
     let slot = state.running.remove(index);
     let mut sequence = state.remove(slot);
+    if state.kv.swap_out(&mut sequence) {
+        sequence.preemptions += 1;
+        sequence.lifecycle = Lifecycle::Swapped;
+        recorder.preempted(sequence.request);
+        state.preemptions += 1;
+        state.swapped.push_back(sequence);
+        return;
+    }
     state.kv.free(&mut sequence);
     sequence.computed_tokens = 0;
     sequence.preemptions += 1;
@@ -294,6 +310,42 @@ pub(super) fn preempt(state: &mut SchedulerState, index: usize, recorder: &mut R
     recorder.preempted(sequence.request);
     state.preemptions += 1;
     state.waiting.push(Waiting(sequence));
+}
+
+/// Brings swapped-out sequences back, oldest first, while budget, `max_num_seqs` and free
+/// blocks allow, and puts their next step in the batch.
+pub(super) fn resume_swapped(
+    state: &mut SchedulerState,
+    scope: Scope,
+    batch: &mut BatchShape,
+    members: &mut Vec<(usize, u64)>,
+    budget: &mut u64,
+    now: SimTime,
+    recorder: &mut Recorder,
+) {
+    let max_seqs = state.config.max_num_seqs as usize;
+    let max_running = max_seqs * state.stages;
+    while *budget > 0 && state.running.len() < max_running && members.len() < max_seqs {
+        let Some(front) = state.swapped.front() else { break };
+        if !scope.takes(front) {
+            break;
+        }
+        let tokens = front.pending_tokens().min(*budget);
+        let growth = state.kv.blocks_for(front.computed_tokens + tokens).saturating_sub(front.swapped_blocks);
+        if front.swapped_blocks + growth > state.kv.free_blocks() {
+            break;
+        }
+        let mut sequence = state.swapped.pop_front().expect("peeked");
+        let back = state.kv.swap_in(&mut sequence);
+        debug_assert!(back, "free blocks were checked");
+        let grown = state.kv.grow(&mut sequence, tokens);
+        debug_assert!(grown, "free blocks were checked");
+        sequence.lifecycle = Lifecycle::Running;
+        let slot = state.insert(sequence);
+        state.running.push(slot);
+        add_to_batch(state, batch, members, slot, tokens, now, recorder);
+        *budget -= tokens;
+    }
 }
 
 /// Admits waiting sequences in queue order while the budget, `max_num_seqs` and free blocks

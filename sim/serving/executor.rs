@@ -88,6 +88,8 @@ pub struct ReplicaStats {
     pub prefix_hit_tokens: u64,
     /// Prefix-cache entries evicted.
     pub prefix_evictions: u64,
+    /// Host-tier traffic (zero without offload).
+    pub tiers: super::TierStats,
 }
 
 impl ReplicaStats {

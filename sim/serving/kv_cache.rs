@@ -4,6 +4,7 @@
 //! Only counts are kept: which physical block holds what does not change any timing. The pool
 //! never hands out more blocks than it has; callers must ask before computing tokens.
 
+use super::kv_tiers::HostTiers;
 use super::prefix_cache::{Insertion, PrefixCache, PrefixLookup};
 use super::Sequence;
 use crate::records::PrefixHashes;
@@ -81,17 +82,43 @@ pub struct KvManager {
     cache: Option<PrefixCache>,
     prefixes: Arc<PrefixHashes>,
     peak_used_blocks: u64,
+    tiers: Option<HostTiers>,
+    /// Host-link transfer time of swaps and prefix loads not yet charged to a batch, s.
+    pending_transfer_s: f64,
 }
 
 impl KvManager {
     /// A manager of `pool` without a prefix cache.
     pub fn new(pool: BlockPool) -> Self {
-        KvManager { pool, cache: None, prefixes: Arc::default(), peak_used_blocks: 0 }
+        KvManager {
+            pool,
+            cache: None,
+            prefixes: Arc::default(),
+            peak_used_blocks: 0,
+            tiers: None,
+            pending_transfer_s: 0.0,
+        }
     }
 
     /// A manager of `pool` whose `cache` indexes the prompts' `prefixes`.
     pub fn with_prefix_cache(pool: BlockPool, cache: PrefixCache, prefixes: Arc<PrefixHashes>) -> Self {
-        KvManager { pool, cache: Some(cache), prefixes, peak_used_blocks: 0 }
+        KvManager { pool, cache: Some(cache), prefixes, peak_used_blocks: 0, tiers: None, pending_transfer_s: 0.0 }
+    }
+
+    /// Adds host tiers below the device (swap preemption, offloaded prefix blocks).
+    pub fn with_tiers(mut self, tiers: HostTiers) -> Self {
+        self.tiers = Some(tiers);
+        self
+    }
+
+    /// The host tiers, if any.
+    pub fn tiers(&self) -> Option<&HostTiers> {
+        self.tiers.as_ref()
+    }
+
+    /// Host-link transfer time incurred since the last call, to charge to the next batch, s.
+    pub fn take_transfer_s(&mut self) -> f64 {
+        std::mem::take(&mut self.pending_transfer_s)
     }
 
     /// The pool.
@@ -126,8 +153,12 @@ impl KvManager {
             return false;
         }
         while self.pool.free_blocks() < blocks {
-            let evicted = self.cache.as_mut().and_then(PrefixCache::evict_one).expect("evictable blocks were counted");
+            let (hash, evicted) =
+                self.cache.as_mut().and_then(PrefixCache::evict_one).expect("evictable blocks were counted");
             self.pool.release(evicted);
+            if let Some(tiers) = &mut self.tiers {
+                tiers.offload_prefix(hash);
+            }
         }
         let taken = self.pool.try_allocate(blocks);
         self.peak_used_blocks = self.peak_used_blocks.max(self.used_blocks());
@@ -157,7 +188,7 @@ impl KvManager {
     pub fn lookup(&self, sequence: &Sequence) -> PrefixLookup {
         match &self.cache {
             Some(cache) if sequence.computed_tokens == 0 && sequence.prefix.blocks > 0 => {
-                cache.lookup(self.reusable_hashes(sequence), sequence.request as u32)
+                cache.lookup(self.reusable_hashes(sequence), sequence.request as u32, self.tiers.as_ref())
             }
             _ => PrefixLookup::default(),
         }
@@ -180,7 +211,9 @@ impl KvManager {
         let Some(cache) = &self.cache else { return (self.pool.blocks_for(reserve_tokens), 0) };
         let hits = &self.reusable_hashes(sequence)[..lookup.hit_entries as usize];
         let shared = if cache.holds_blocks() { hits.len() as u64 * cache.entry_blocks() } else { 0 };
-        (self.pool.blocks_for(reserve_tokens).saturating_sub(shared), cache.evictable_among(hits))
+        // Offloaded hits come back into blocks the pool must give.
+        let loaded = if cache.holds_blocks() { u64::from(lookup.offloaded_entries) * cache.entry_blocks() } else { 0 };
+        (self.pool.blocks_for(reserve_tokens).saturating_sub(shared) + loaded, cache.evictable_among(hits))
     }
 
     /// Gives a fresh `sequence` its prefix hits and the blocks for `reserve_tokens` tokens in
@@ -191,18 +224,55 @@ impl KvManager {
         if own > self.free_blocks() - reclaimed {
             return false;
         }
-        let hit_tokens = self.hit_tokens(lookup);
-        if let Some(cache) = &mut self.cache {
-            let hashes = self.prefixes.of(sequence.prefix);
-            let usable = {
-                let block_tokens = u64::from(self.prefixes.block_tokens.max(1));
-                ((sequence.context_tokens.saturating_sub(1)) / block_tokens).min(hashes.len() as u64) as usize
-            };
-            let hits = lookup.hit_entries as usize;
-            cache.acquire(&hashes[..hits]);
+        let mut hit_tokens = self.hit_tokens(lookup);
+        let mut own = own;
+        if self.cache.is_some() {
+            // The blocks of offloaded hits are taken one by one below, the rest at the end.
+            let hashes = self.prefixes.clone();
+            let hashes = hashes.of(sequence.prefix);
+            let block_tokens = u64::from(self.prefixes.block_tokens.max(1));
+            let usable = ((sequence.context_tokens.saturating_sub(1)) / block_tokens).min(hashes.len() as u64) as usize;
+            let mut hits = lookup.hit_entries as usize;
+            // Offloaded hits come back first: each takes its blocks from the pool (counted in
+            // `own` above) and becomes a device entry this sequence uses.
+            for (at, &hash) in hashes[..hits].iter().enumerate() {
+                let cache = self.cache.as_mut().expect("checked");
+                if cache.resident(hash) {
+                    cache.acquire(&[hash]);
+                    continue;
+                }
+                let entry_blocks = cache.entry_blocks();
+                let holds = cache.holds_blocks();
+                if holds {
+                    let taken = self.take(entry_blocks);
+                    debug_assert!(taken, "free blocks were checked");
+                }
+                let (pool, tiers) = (&mut self.pool, &mut self.tiers);
+                let cache = self.cache.as_mut().expect("checked");
+                let loaded = cache.insert_loaded(hash, &mut |evicted, blocks| {
+                    pool.release(blocks);
+                    if let Some(tiers) = tiers.as_mut() {
+                        tiers.offload_prefix(evicted);
+                    }
+                });
+                if !loaded {
+                    // No room to keep it cached: the chain ends here and the rest is computed.
+                    if holds {
+                        self.pool.release(entry_blocks);
+                    }
+                    hits = at;
+                    break;
+                }
+                // The loaded entry holds the blocks just taken.
+                let tiers = self.tiers.as_mut().expect("offloaded hits need tiers");
+                self.pending_transfer_s += tiers.load_prefix(hash);
+            }
+            hit_tokens = hits as u64 * block_tokens;
+            let cache = self.cache.as_mut().expect("checked");
             cache.mark_pending(&hashes[hits..usable], sequence.request as u32);
-            sequence.cached_entries = lookup.hit_entries;
+            sequence.cached_entries = hits as u32;
             sequence.shared_blocks = if cache.holds_blocks() { hits as u64 * cache.entry_blocks() } else { 0 };
+            own = self.pool.blocks_for(reserve_tokens).saturating_sub(sequence.shared_blocks);
         }
         let taken = self.take(own);
         debug_assert!(taken, "free blocks were checked");
@@ -233,11 +303,17 @@ impl KvManager {
         let hashes = self.prefixes.of(sequence.prefix);
         let block_tokens = u64::from(self.prefixes.block_tokens.max(1));
         let full = (sequence.computed_tokens / block_tokens).min(hashes.len() as u64) as u32;
-        let pool = &mut self.pool;
+        let (pool, tiers) = (&mut self.pool, &mut self.tiers);
         while sequence.cached_entries < full {
             let hash = hashes[sequence.cached_entries as usize];
             let entry_blocks = cache.entry_blocks();
-            match cache.insert(hash, sequence.request as u32, &mut |blocks| pool.release(blocks)) {
+            let mut evict = |evicted: u64, blocks: u64| {
+                pool.release(blocks);
+                if let Some(tiers) = tiers.as_mut() {
+                    tiers.offload_prefix(evicted);
+                }
+            };
+            match cache.insert(hash, sequence.request as u32, &mut evict) {
                 Insertion::Adopted => {
                     sequence.kv_blocks -= entry_blocks;
                     sequence.shared_blocks += entry_blocks;
@@ -271,6 +347,31 @@ impl KvManager {
         }
         sequence.cached_entries = 0;
         sequence.shared_blocks = 0;
+    }
+
+    /// Swaps `sequence`'s KV out to host DRAM when the tiers swap and have room: frees its
+    /// device blocks and records what it must load back. False (nothing changed) otherwise.
+    pub fn swap_out(&mut self, sequence: &mut Sequence) -> bool {
+        let blocks = sequence.kv_blocks + sequence.shared_blocks;
+        let Some(tiers) = self.tiers.as_mut().filter(|t| t.swaps()) else { return false };
+        let Some(seconds) = tiers.swap_out(blocks) else { return false };
+        self.pending_transfer_s += seconds;
+        self.free(sequence);
+        sequence.swapped_blocks = blocks;
+        true
+    }
+
+    /// Brings a swapped-out `sequence`'s KV back when the blocks are free; false otherwise.
+    pub fn swap_in(&mut self, sequence: &mut Sequence) -> bool {
+        let blocks = sequence.swapped_blocks;
+        if !self.take(blocks) {
+            return false;
+        }
+        let tiers = self.tiers.as_mut().expect("swapped sequences come from tiers");
+        self.pending_transfer_s += tiers.swap_in(blocks);
+        sequence.kv_blocks = blocks;
+        sequence.swapped_blocks = 0;
+        true
     }
 
     /// Reserves the blocks for `tokens` tokens of KV arriving from another replica; the

@@ -12,6 +12,7 @@ mod batch;
 mod controller;
 mod executor;
 mod kv_cache;
+mod kv_tiers;
 mod messages;
 mod network;
 mod policy;
@@ -27,6 +28,7 @@ pub use executor::{
     account, Batch, Executor, IterationRecord, ReplicaHardware, ReplicaStats, Role, RoleStats, Started,
 };
 pub use kv_cache::{BlockPool, KvManager};
+pub use kv_tiers::{HostTiers, Tier, TierSpec, TierStats};
 pub use messages::{
     Msg, ReplicaGauge, RequestIndex, RoleSwitch, ServingContext, ServingState, Streaming, TransferLog, TransferOrder,
     TransferRecord,

@@ -8,7 +8,7 @@
 //!
 //! This module picks work only; pricing is the executor's.
 
-use super::batch::{add_to_batch, admit, reserve_blocks, BatchPolicy, SchedulerState, Scope};
+use super::batch::{add_to_batch, admit, reserve_blocks, resume_swapped, BatchPolicy, SchedulerState, Scope};
 use crate::engine::SimTime;
 use crate::model::BatchShape;
 use crate::records::Recorder;
@@ -70,7 +70,7 @@ fn prefill_step(
         budget -= tokens;
         index += 1;
     }
-    if !preempted && scope.admits() {
+    if !preempted && scope.admits() && state.swapped.is_empty() {
         admit(state, &mut batch, members, &mut budget, now, recorder);
     }
     batch
@@ -86,6 +86,8 @@ fn decode_step(
     let max_seqs = state.config.max_num_seqs as usize;
     let mut index = 0;
     let mut preempted = false;
+    let mut budget = state.config.max_num_batched_tokens;
+    resume_swapped(state, Scope::Decode, &mut batch, members, &mut budget, now, recorder);
     while index < state.running.len() && members.len() < max_seqs {
         let slot = state.running[index];
         let sequence = state.sequence(slot);

@@ -13,6 +13,7 @@
 //! the `KvManager`, which moves them between sequences and entries. With `Unlimited`
 //! capacity the index keeps every block ever computed and holds no blocks (a what-if bound).
 
+use super::kv_tiers::HostTiers;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 
@@ -38,8 +39,10 @@ struct Entry {
 /// What a sequence finds in the cache for its prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PrefixLookup {
-    /// Leading entries it can reuse.
+    /// Leading entries it can reuse (on the device or offloaded).
     pub hit_entries: u32,
+    /// Of those, entries offloaded to host tiers (to be loaded back).
+    pub offloaded_entries: u32,
     /// Whether the next entry is being computed by another sequence and the cache shares
     /// in-flight prefixes: the sequence should wait rather than compute it.
     pub wait: bool,
@@ -125,8 +128,9 @@ impl PrefixCache {
         self.stats
     }
 
-    /// The leading entries of `hashes` that `request` may reuse.
-    pub fn lookup(&self, hashes: &[u64], request: u32) -> PrefixLookup {
+    /// The leading entries of `hashes` that `request` may reuse, on the device or offloaded
+    /// to `tiers`.
+    pub fn lookup(&self, hashes: &[u64], request: u32, tiers: Option<&HostTiers>) -> PrefixLookup {
         let mut lookup = PrefixLookup::default();
         for hash in hashes {
             match self.entries.get(hash) {
@@ -135,10 +139,36 @@ impl PrefixCache {
                     lookup.wait = true;
                     break;
                 }
-                _ => break,
+                Some(_) => break,
+                None if tiers.is_some_and(|t| t.locate(*hash).is_some()) => {
+                    lookup.hit_entries += 1;
+                    lookup.offloaded_entries += 1;
+                }
+                None => break,
             }
         }
         lookup
+    }
+
+    /// Whether `hash` is on the device and computed.
+    pub fn resident(&self, hash: u64) -> bool {
+        self.entries.get(&hash).is_some_and(|e| e.pending_owner.is_none())
+    }
+
+    /// Brings a block loaded back from a host tier onto the device, used by one sequence;
+    /// `evict` frees room as in `insert`. False when the cache has no room for it.
+    pub fn insert_loaded(&mut self, hash: u64, evict: &mut dyn FnMut(u64, u64)) -> bool {
+        if let CacheCapacity::Blocks(limit) = self.capacity {
+            while self.held_blocks + self.entry_blocks > limit {
+                match self.evict_one() {
+                    Some((evicted, blocks)) => evict(evicted, blocks),
+                    None => return false,
+                }
+            }
+            self.held_blocks += self.entry_blocks;
+        }
+        self.entries.insert(hash, Entry { pending_owner: None, refs: 1, released_at: 0 });
+        true
     }
 
     /// Evictable blocks among the first `count` entries of `hashes` (reusing them makes them
@@ -196,7 +226,7 @@ impl PrefixCache {
 
     /// Records that `request` finished computing the block `hash`. `evict` is called to free
     /// pool blocks when the cache is at its capacity.
-    pub fn insert(&mut self, hash: u64, request: u32, evict: &mut dyn FnMut(u64)) -> Insertion {
+    pub fn insert(&mut self, hash: u64, request: u32, evict: &mut dyn FnMut(u64, u64)) -> Insertion {
         match self.entries.get_mut(&hash) {
             Some(entry) if entry.pending_owner == Some(request) => {
                 entry.pending_owner = None;
@@ -217,7 +247,7 @@ impl PrefixCache {
         if let CacheCapacity::Blocks(limit) = self.capacity {
             while self.held_blocks + self.entry_blocks > limit {
                 match self.evict_one() {
-                    Some(blocks) => evict(blocks),
+                    Some((evicted, blocks)) => evict(evicted, blocks),
                     None => {
                         self.entries.remove(&hash);
                         return Insertion::Refused;
@@ -235,13 +265,13 @@ impl PrefixCache {
         }
     }
 
-    /// Evicts the least recently released unused entry; the pool blocks it held.
-    pub fn evict_one(&mut self) -> Option<u64> {
+    /// Evicts the least recently released unused entry; its hash and the pool blocks it held.
+    pub fn evict_one(&mut self) -> Option<(u64, u64)> {
         let (_, hash) = self.lru.pop_first()?;
         self.entries.remove(&hash);
         self.held_blocks -= self.entry_blocks;
         self.stats.evictions += 1;
-        Some(self.entry_blocks)
+        Some((hash, self.entry_blocks))
     }
 }
 
@@ -254,31 +284,31 @@ mod tests {
         let mut cache = PrefixCache::new(CacheCapacity::Blocks(6), 2, false);
         let mut freed = 0;
         for hash in [10, 11, 12] {
-            assert_eq!(cache.insert(hash, 0, &mut |b| freed += b), Insertion::Adopted);
+            assert_eq!(cache.insert(hash, 0, &mut |_, b| freed += b), Insertion::Adopted);
         }
-        assert_eq!(cache.lookup(&[10, 11, 99, 12], 1).hit_entries, 2, "a miss ends the run");
+        assert_eq!(cache.lookup(&[10, 11, 99, 12], 1, None).hit_entries, 2, "a miss ends the run");
         cache.release(&[12]);
         cache.release(&[10, 11]);
         assert_eq!(cache.evictable_blocks(), 6);
         // A fourth entry needs room: the first released (12) goes.
-        assert_eq!(cache.insert(13, 2, &mut |b| freed += b), Insertion::Adopted);
+        assert_eq!(cache.insert(13, 2, &mut |_, b| freed += b), Insertion::Adopted);
         assert_eq!(freed, 2);
-        assert_eq!(cache.lookup(&[12], 3).hit_entries, 0);
-        assert_eq!(cache.lookup(&[10, 11], 3).hit_entries, 2);
+        assert_eq!(cache.lookup(&[12], 3, None).hit_entries, 0);
+        assert_eq!(cache.lookup(&[10, 11], 3, None).hit_entries, 2);
     }
 
     #[test]
     fn in_flight_prefixes_make_others_wait_only_when_shared() {
         let mut shared = PrefixCache::new(CacheCapacity::Unlimited, 1, true);
         shared.mark_pending(&[1, 2], 7);
-        assert_eq!(shared.lookup(&[1, 2], 8), PrefixLookup { hit_entries: 0, wait: true });
-        assert_eq!(shared.lookup(&[1, 2], 7), PrefixLookup { hit_entries: 0, wait: false });
-        assert_eq!(shared.insert(1, 7, &mut |_| {}), Insertion::Indexed);
-        assert_eq!(shared.lookup(&[1, 2], 8), PrefixLookup { hit_entries: 1, wait: true });
+        assert_eq!(shared.lookup(&[1, 2], 8, None), PrefixLookup { hit_entries: 0, offloaded_entries: 0, wait: true });
+        assert_eq!(shared.lookup(&[1, 2], 7, None), PrefixLookup { hit_entries: 0, offloaded_entries: 0, wait: false });
+        assert_eq!(shared.insert(1, 7, &mut |_, _| {}), Insertion::Indexed);
+        assert_eq!(shared.lookup(&[1, 2], 8, None), PrefixLookup { hit_entries: 1, offloaded_entries: 0, wait: true });
         shared.drop_pending(&[2], 7);
-        assert_eq!(shared.lookup(&[1, 2], 8), PrefixLookup { hit_entries: 1, wait: false });
+        assert_eq!(shared.lookup(&[1, 2], 8, None), PrefixLookup { hit_entries: 1, offloaded_entries: 0, wait: false });
         let mut private = PrefixCache::new(CacheCapacity::Unlimited, 1, false);
         private.mark_pending(&[1], 7);
-        assert_eq!(private.lookup(&[1], 8), PrefixLookup { hit_entries: 0, wait: false });
+        assert_eq!(private.lookup(&[1], 8, None), PrefixLookup { hit_entries: 0, offloaded_entries: 0, wait: false });
     }
 }

@@ -191,12 +191,17 @@ impl Replica {
         stats.preemptions = self.state.preemptions;
         (stats.prompt_tokens_admitted, stats.prefix_hit_tokens) = self.state.prefix_counts;
         stats.prefix_evictions = self.state.kv.prefix_cache().map_or(0, |c| c.stats().evictions);
+        stats.tiers = self.state.kv.tiers().map(|t| t.stats()).unwrap_or_default();
         stats
     }
 
     /// Requests waiting or running, held for transfer or awaiting KV.
     pub fn active_requests(&self) -> usize {
-        self.state.waiting.len() + self.state.running.len() + self.outgoing.len() + self.incoming.len()
+        self.state.waiting.len()
+            + self.state.running.len()
+            + self.state.swapped.len()
+            + self.outgoing.len()
+            + self.incoming.len()
     }
 
     /// Brings the time integrals up to `now`.
@@ -279,7 +284,9 @@ impl Replica {
         let scope = self.workers[w].scope;
         let mut members = self.workers[w].executor.take_members();
         let state: &mut ServingState = ctx.shared;
-        let shape = self.policy.form_batch(&mut self.state, scope, now, &mut state.recorder, &mut members);
+        let mut shape = self.policy.form_batch(&mut self.state, scope, now, &mut state.recorder, &mut members);
+        // Swaps and prefix loads the batch needed happen before it computes.
+        shape.host_transfer_s += self.state.kv.take_transfer_s();
         // Prompt tokens found cached are work this replica will never do.
         let credit = std::mem::take(&mut self.state.prefix_hit_credit);
         self.outstanding_tokens -= credit;

@@ -17,6 +17,9 @@ pub enum Lifecycle {
     Running,
     /// Prefill done on a prefill replica; its KV is held until the decode replica has it.
     Transferring,
+    /// Preempted with its KV swapped out to host memory; resumes where it stopped once its
+    /// KV is loaded back.
+    Swapped,
     /// Every token produced (or handed off).
     Done,
 }
@@ -59,6 +62,8 @@ pub struct Sequence {
     pub cached_entries: u32,
     /// KV blocks it uses through those entries (counted there, not in `kv_blocks`).
     pub shared_blocks: u64,
+    /// KV blocks swapped out to host memory (0 unless swapped).
+    pub swapped_blocks: u64,
 }
 
 impl Sequence {
@@ -78,6 +83,7 @@ impl Sequence {
             prefix: PrefixSpan::default(),
             cached_entries: 0,
             shared_blocks: 0,
+            swapped_blocks: 0,
         }
     }
 

@@ -206,6 +206,15 @@ impl Fabric {
         }
     }
 
+    /// The bottleneck bandwidth (bytes/s) and summed latency (s) of the route from `a` to `b`,
+    /// None when no path exists.
+    pub fn path_capacity(&self, a: usize, b: usize) -> Option<(f64, f64)> {
+        let route = self.route(a, b)?;
+        let bandwidth = route.iter().map(|&e| self.port(e).bytes_per_s).fold(f64::INFINITY, f64::min);
+        let latency = route.iter().map(|&e| self.port(e).latency_s).sum();
+        Some((bandwidth, latency))
+    }
+
     /// All devices, in node order then group order.
     pub fn devices(&self) -> &[DeviceSlot] {
         &self.devices
