@@ -129,9 +129,16 @@ enum Command {
     /// measured operator tables (one system, engine and version) into a measured-operator
     /// calibration instead.
     Calibrate {
-        /// Device profile the measurements were taken on (bundled name).
+        /// Device profile the calibration is for and, without --measured-on, the measurements
+        /// were taken on (bundled name).
         #[arg(long)]
         device: String,
+        /// Device profile the measurements were taken on when it is not --device (bundled
+        /// name): the curves are fitted against its peaks and carried to --device as the same
+        /// fraction of each kernel's roofline bound (e.g. H100 SXM timings for H200: same
+        /// compute, faster memory).
+        #[arg(long, conflicts_with = "aiconfigurator")]
+        measured_on: Option<String>,
         /// Folder(s) searched recursively for Vidur compute profiles (`mlp.csv`, or gzipped
         /// `mlp.csv.gz`).
         #[arg(long, required_unless_present = "aiconfigurator", conflicts_with = "aiconfigurator")]
@@ -220,9 +227,9 @@ fn dispatch(command: Command) -> Result<(), Error> {
             );
             Ok(())
         }
-        Command::Calibrate { device, compute, network, node, out, .. } => {
-            let calibration =
-                commands::calibrate(&CalibrateOptions { device, compute, network, node, out: out.clone() })?;
+        Command::Calibrate { device, measured_on, compute, network, node, out, .. } => {
+            let options = CalibrateOptions { device, measured_on, compute, network, node, out: out.clone() };
+            let calibration = commands::calibrate(&options)?;
             println!("wrote {} ({} operator measurements)", out.display(), calibration.operator_samples);
             Ok(())
         }

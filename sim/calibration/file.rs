@@ -23,13 +23,19 @@ const CURVE_MAX: f64 = 1e3;
 pub struct Calibration {
     /// Device profile the curves belong to.
     pub device: String,
+    /// Device profile the measurements were taken on, when it is not `device`: the curves were
+    /// fitted there and carried to `device` (`servesim calibrate --measured-on`), and
+    /// `operator_error` is the in-sample error on that device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_on: Option<String>,
     /// The command that produced the file.
     pub generated_by: String,
     /// Measurement folders used.
     pub fitted_from: Vec<String>,
     /// Operator measurements used.
     pub operator_samples: usize,
-    /// In-sample median absolute percentage error per operator (fraction).
+    /// In-sample median absolute percentage error per operator (fraction), on the device the
+    /// measurements were taken on.
     pub operator_error: BTreeMap<String, f64>,
     /// The fitted curves.
     pub efficiency: FittedEfficiency,

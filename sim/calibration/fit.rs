@@ -184,6 +184,52 @@ pub fn errors_by_operator(
     pairs.into_iter().map(|(name, p)| (name, (p.len(), median_absolute_percentage_error(&p)))).collect()
 }
 
+/// The roofline's bound on one sample on `device`: compute at peak or memory at peak bandwidth,
+/// whichever is slower (bandwidth-bound operators: memory alone), s.
+fn roofline_bound_s(sample: &OperatorSample, device: &DeviceProfile) -> f64 {
+    let memory_s = sample.bytes / device.memory_bandwidth_bytes_per_s();
+    match sample.kind {
+        OpKind::Gemm => (sample.flops / device.peak_flops(Dtype::Fp16)).max(memory_s),
+        _ => memory_s,
+    }
+}
+
+/// Carries curves fitted on `measured` (`fitted`, from `samples`) to `target`, a device with
+/// no measurements of its own: each kernel is taken to reach the same fraction of its roofline
+/// bound on `target` as on `measured` (after the same per-kernel overhead), and the curves are
+/// refitted against `target`'s peaks.
+///
+/// Where the two devices share their compute peak, compute-bound GEMMs keep their time and the
+/// bandwidth-bound operators keep their curves (the same fraction of a different bandwidth);
+/// GEMMs that are bandwidth-bound on `measured` (weight reads at few tokens) speed up with the
+/// bandwidth, as they would on the roofline. Assumption, not measurement: small kernels are
+/// latency-bound and gain less from a higher peak than this predicts.
+pub fn carry_compute(
+    samples: &[OperatorSample],
+    measured: &DeviceProfile,
+    fitted: &FittedEfficiency,
+    target: &DeviceProfile,
+) -> FittedEfficiency {
+    let overhead_s = fitted.kernel_overhead_us * 1e-6;
+    let carried: Vec<OperatorSample> = samples
+        .iter()
+        .map(|sample| {
+            let kernel_s = sample.measured_s - overhead_s;
+            let mut carried = sample.clone();
+            if kernel_s > 0.0 {
+                let scale = roofline_bound_s(sample, target) / roofline_bound_s(sample, measured);
+                carried.measured_s = overhead_s + kernel_s * scale;
+            }
+            carried
+        })
+        .collect();
+    let mut efficiency = fit_with_overhead(&carried, target, overhead_s);
+    // Bandwidth-bound operators reach the same fraction of the target's bandwidth: their
+    // curves are the measured ones (the refit gives them back up to rounding).
+    efficiency.memory_by_log2_bytes = fitted.memory_by_log2_bytes.clone();
+    efficiency
+}
+
 /// Fits efficiency curves of `device` to `samples`.
 pub fn fit_compute(samples: &[OperatorSample], device: &DeviceProfile) -> FittedEfficiency {
     let mut best: Option<(f64, FittedEfficiency)> = None;

@@ -12,7 +12,7 @@ mod network;
 mod vidur;
 
 pub use file::Calibration;
-pub use fit::{errors_by_operator, fit_compute, operator_samples, predict, OperatorSample};
+pub use fit::{carry_compute, errors_by_operator, fit_compute, operator_samples, predict, OperatorSample};
 pub use network::{fit_network, network_errors_by_band, read_vidur_network, CollectiveCurve, NetworkSample};
 pub use vidur::{read_vidur_compute, VidurComputeRow, VidurModelShape};
 

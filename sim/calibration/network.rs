@@ -109,14 +109,20 @@ fn nominal(
         }
         let fabric = Fabric::build(&[(node.clone(), sample.nodes)], links);
         let per_node = (sample.devices / sample.nodes) as usize;
-        let gpu_group = node.devices.first().map(|g| g.group.clone()).unwrap_or_default();
+        // The node's first device profile is the one measured; it may sit in several groups
+        // (cards bridged in pairs), which a group of workers spans in order.
+        let gpu = node.devices.first().map(|g| g.device.clone()).unwrap_or_default();
         let mut members = Vec::new();
         for node_index in 0..sample.nodes as usize {
             let local: Vec<usize> = (0..fabric.devices().len())
-                .filter(|&i| fabric.devices()[i].node_index == node_index && fabric.devices()[i].group == gpu_group)
+                .filter(|&i| fabric.devices()[i].node_index == node_index && fabric.devices()[i].device == gpu)
                 .take(per_node)
                 .collect();
             members.extend(local);
+        }
+        if members.len() as u64 != sample.devices {
+            // The node cannot hold the measured group: no nominal cost, so no curve.
+            continue;
         }
         let cost = if sample.collective == "send_recv" && members.len() >= 2 {
             fabric.send_recv(members[0], members[members.len() - 1]).ok()

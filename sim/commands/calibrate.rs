@@ -4,18 +4,23 @@
 //! measured-operator calibration ([`calibrate_aiconfigurator`]).
 
 use crate::calibration::{
-    aiconfigurator, errors_by_operator, fit_compute, fit_network, network_errors_by_band, operator_samples,
-    read_vidur_compute, read_vidur_network, Calibration,
+    aiconfigurator, carry_compute, errors_by_operator, fit_compute, fit_network, network_errors_by_band,
+    operator_samples, read_vidur_compute, read_vidur_network, Calibration,
 };
 use crate::error::{Error, Result};
-use crate::hardware::Catalog;
+use crate::hardware::{Catalog, DeviceProfile};
 use std::path::{Path, PathBuf};
 
 /// What `servesim calibrate` was asked to do.
 #[derive(Debug, Clone)]
 pub struct CalibrateOptions {
-    /// Bundled device the measurements were taken on.
+    /// Bundled device the calibration is for (and the measurements were taken on, unless
+    /// `measured_on` names another).
     pub device: String,
+    /// Bundled device the measurements were taken on, when it is not `device`: the curves are
+    /// fitted against its peaks and carried to `device` (same compute, other memory: H100 SXM
+    /// timings for H200), see [`carry_compute`].
+    pub measured_on: Option<String>,
     /// Folders searched recursively for Vidur compute profiles (`mlp.csv` or `mlp.csv.gz`).
     pub compute: Vec<PathBuf>,
     /// Folder of Vidur network profiles.
@@ -42,19 +47,60 @@ fn find_files(flag: &str, dir: &Path, name: &str, found: &mut Vec<PathBuf>) -> R
     Ok(())
 }
 
-/// Fits and writes the calibration; returns it.
-pub fn calibrate(options: &CalibrateOptions) -> Result<Calibration> {
-    let catalog = Catalog::bundled()?;
-    let device = catalog.devices.get(&options.device).ok_or_else(|| {
+/// The bundled device `name`, or a usage error naming `flag`.
+fn bundled_device<'a>(catalog: &'a Catalog, flag: &str, name: &str) -> Result<&'a DeviceProfile> {
+    catalog.devices.get(name).ok_or_else(|| {
         Error::usage(
-            "--device",
+            flag,
             format!(
-                "unknown device {:?}; bundled devices are: {}",
-                options.device,
+                "unknown device {name:?}; bundled devices are: {}",
                 crate::input::known_list(catalog.devices.keys().map(String::as_str))
             ),
         )
-    })?;
+    })
+}
+
+/// The comment lines above the fields: how to treat the file, and what it does not hold.
+fn header(calibration: &Calibration) -> String {
+    let mut header = "# Written by `servesim calibrate` (see generated_by); regenerate rather than edit.\n".to_string();
+    if let Some(measured) = &calibration.measured_on {
+        header += &format!(
+            "# No {device} measurements: the curves were fitted to {measured} timings and carried to {device}\n\
+             # as the same fraction of each kernel's roofline bound (see measured_on). An assumption where the\n\
+             # two differ in memory bandwidth: small bandwidth-bound kernels are latency-bound and gain less\n\
+             # from the higher peak than this predicts. operator_error is the in-sample error on {measured}.\n",
+            device = calibration.device
+        );
+    }
+    if let (Some(measured), Some(node)) = (&calibration.measured_on, &calibration.node) {
+        header += &format!(
+            "# The collective curves are the fractions of {node}'s topology-model bandwidth that {measured} groups\n\
+             # reached; {device} groups of the same shape get the same fractions of their own topology's.\n",
+            device = calibration.device
+        );
+    }
+    if calibration.node.is_none() {
+        header += "# Compute curves only (no --network): collectives use the uncalibrated topology model.\n";
+    }
+    header
+}
+
+/// Fits and writes the calibration; returns it.
+pub fn calibrate(options: &CalibrateOptions) -> Result<Calibration> {
+    let catalog = Catalog::bundled()?;
+    let device = bundled_device(&catalog, "--device", &options.device)?;
+    let measured = match &options.measured_on {
+        Some(name) if *name == options.device => {
+            return Err(Error::usage(
+                "--measured-on",
+                format!(
+                    "{name:?} is the --device itself; leave --measured-on out when the measurements are of that device"
+                ),
+            ));
+        }
+        Some(name) => bundled_device(&catalog, "--measured-on", name)?,
+        None => device,
+    };
     let node = match &options.network {
         Some(_) => Some(catalog.nodes.get(&options.node).ok_or_else(|| {
             Error::usage(
@@ -68,6 +114,20 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<Calibration> {
         })?),
         None => None,
     };
+    if let Some(node) = node {
+        // Placements look collective curves up by group shape alone, so curves fitted on one
+        // machine would price another machine's fabric: the node must hold the measured device.
+        let gpu = node.devices.first().map(|g| g.device.as_str()).unwrap_or_default();
+        if gpu != measured.name {
+            return Err(Error::usage(
+                "--node",
+                format!(
+                    "node {:?} holds {gpu:?}, not {:?}: the collective curves are fitted against this node's topology and applied to every {:?} pool with the same group shape, so they must come from a node of that device; leave --network out to calibrate the compute curves only",
+                    options.node, measured.name, options.device
+                ),
+            ));
+        }
+    }
     let mut files = Vec::new();
     for dir in &options.compute {
         find_files("--compute", dir, "mlp.csv", &mut files)?;
@@ -104,9 +164,16 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<Calibration> {
         samples.extend(operator_samples(&read_vidur_compute(file)?));
     }
     eprintln!("fitting {} operator measurements", samples.len());
-    let efficiency = fit_compute(&samples, device);
+    let fitted = fit_compute(&samples, measured);
     let operator_error =
-        errors_by_operator(&samples, device, &efficiency).into_iter().map(|(op, (_, e))| (op, e)).collect();
+        errors_by_operator(&samples, measured, &fitted).into_iter().map(|(op, (_, e))| (op, e)).collect();
+    let efficiency = match &options.measured_on {
+        Some(name) => {
+            eprintln!("carrying the curves fitted on {name} to {}", options.device);
+            carry_compute(&samples, measured, &fitted, device)
+        }
+        None => fitted,
+    };
     let mut fitted_from: Vec<String> = options.compute.iter().map(|p| p.display().to_string()).collect();
     let (mut collectives, mut collective_error, mut node_used) = (Vec::new(), Default::default(), None);
     if let (Some(dir), Some(node), Some(network_samples)) = (&options.network, node, &network_samples) {
@@ -116,10 +183,24 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<Calibration> {
             .into_iter()
             .map(|(band, (_, e))| (band, e))
             .collect();
+        let unfitted: std::collections::BTreeSet<_> = network_samples
+            .iter()
+            .map(|s| (s.collective.as_str(), s.devices, s.nodes))
+            .filter(|&shape| !collectives.iter().any(|c| (c.collective.as_str(), c.devices, c.nodes) == shape))
+            .collect();
+        for (collective, devices, nodes) in unfitted {
+            eprintln!(
+                "  no curve for {collective} on {devices} devices over {nodes} nodes: {} cannot hold that group, or the topology model's latency exceeds every measurement",
+                options.node
+            );
+        }
         fitted_from.push(dir.display().to_string());
         node_used = Some(options.node.clone());
     }
     let mut command = format!("servesim calibrate --device {}", options.device);
+    if let Some(name) = &options.measured_on {
+        command += &format!(" --measured-on {name}");
+    }
     for dir in &options.compute {
         command += &format!(" --compute {}", dir.display());
     }
@@ -129,6 +210,7 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<Calibration> {
     command += &format!(" --out {}", options.out.display());
     let calibration = Calibration {
         device: options.device.clone(),
+        measured_on: options.measured_on.clone(),
         generated_by: command,
         fitted_from,
         operator_samples: samples.len(),
@@ -139,11 +221,10 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<Calibration> {
         collective_error,
     };
     let text = crate::input::to_yaml(&calibration).map_err(|e| Error::usage("--out", e))?;
-    let header = "# Written by `servesim calibrate` (see generated_by); regenerate rather than edit.\n";
-    std::fs::write(&options.out, format!("{header}{text}"))
+    std::fs::write(&options.out, format!("{}{text}", header(&calibration)))
         .map_err(|e| Error::io(&options.out, "cannot write the calibration", e))?;
     for (op, error) in &calibration.operator_error {
-        eprintln!("  {op:<26} in-sample median |error| {:.1}%", error * 100.0);
+        eprintln!("  {op:<26} in-sample median |error| {:.1}% (on {})", error * 100.0, measured.name);
     }
     for (band, error) in &calibration.collective_error {
         eprintln!("  collectives {band:<12} in-sample median |error| {:.1}%", error * 100.0);
