@@ -10,13 +10,13 @@ use crate::cost::{CostModel, Efficiency, GraphPlan, HostOverheads, KernelScale, 
 use crate::engine::{ComponentId, RunStats, SimTime, Simulation};
 use crate::engine_profiles::{Batching, EngineProfile, GraphMode};
 use crate::records::Recorder;
-use crate::scenario::{PoolPlan, PoolRole, ReplicaPlacement, RouterKind, Scenario};
+use crate::scenario::{PoolPlan, PoolRole, PrefixCachePlan, ReplicaPlacement, RouterKind, Scenario};
 use crate::serving::{
     BatchPolicy, BlockPool, CacheCapacity, Executor, Handoff, HostTiers, IterationRecord, KvLayout, KvManager,
-    LeastKvLoad, LeastOutstandingTokens, Msg, Network, PowerOfTwo, PrefillFirst, PrefixCache, Replica, ReplicaGauge,
-    ReplicaHardware, ReplicaSetup, ReplicaStats, RequestSource, Role, RoleController, RoleSwitch, RoundRobin,
-    RoutePolicy, RouteTarget, Router, SchedulerState, Scope, ServingState, ShareControl, Stage, SwitchPolicy, TierSpec,
-    TransferLog, VllmV1, Worker,
+    LeastKvLoad, LeastOutstandingTokens, Msg, Network, PowerOfTwo, PrefillFirst, PrefixAware, PrefixCache, Replica,
+    ReplicaGauge, ReplicaHardware, ReplicaSetup, ReplicaStats, RequestSource, Role, RoleController, RoleSwitch,
+    RoundRobin, RoutePolicy, RouteTarget, Router, SchedulerState, Scope, ScorerWeights, ServingState, ShareControl,
+    Stage, SwitchPolicy, TierSpec, TransferLog, VllmV1, Worker,
 };
 use std::sync::Arc;
 
@@ -80,13 +80,34 @@ pub struct Cluster {
 /// Builds the cost model of one worker of one replica.
 pub type CostModelFactory<'a> = dyn FnMut(&Scenario, &PoolPlan, &ReplicaPlacement) -> Box<dyn CostModel> + 'a;
 
-fn route_policy(kind: RouterKind, seed: u64, name: &str) -> Box<dyn RoutePolicy> {
+fn route_policy(kind: RouterKind, scenario: &Scenario, name: &str) -> Box<dyn RoutePolicy> {
     match kind {
         RouterKind::RoundRobin => Box::new(RoundRobin::default()),
         RouterKind::LeastOutstandingTokens => Box::new(LeastOutstandingTokens),
         RouterKind::LeastKvLoad => Box::new(LeastKvLoad),
-        RouterKind::PowerOfTwo => Box::new(PowerOfTwo::new(seed, name)),
+        RouterKind::PowerOfTwo => Box::new(PowerOfTwo::new(scenario.seed, name)),
+        RouterKind::PrefixAware => {
+            Box::new(PrefixAware::new(ScorerWeights::default(), router_index_capacities(scenario)))
+        }
     }
+}
+
+/// How many prefix blocks a cache-aware router believes each replica (in wiring order) can
+/// hold: its prefix cache's capacity, else its whole KV pool; unbounded for the unlimited
+/// what-if.
+fn router_index_capacities(scenario: &Scenario) -> Vec<Option<u64>> {
+    let hash_tokens = u64::from(scenario.prefixes.block_tokens.max(1));
+    let mut capacities = Vec::new();
+    for pool in &scenario.pools {
+        let blocks = match pool.prefix_cache {
+            Some(PrefixCachePlan { capacity_blocks: None, .. }) => None,
+            Some(PrefixCachePlan { capacity_blocks: Some(blocks), .. }) => Some(blocks),
+            None => Some(pool.memory.kv_capacity_blocks),
+        };
+        let entries = blocks.map(|blocks| blocks * pool.memory.block_size_tokens / hash_tokens);
+        capacities.extend(std::iter::repeat_n(entries, pool.placements.len()));
+    }
+    capacities
 }
 
 /// The cost model of one replica of `pool` placed at `placement`, as runs use it: the
@@ -192,16 +213,15 @@ impl Cluster {
         let added = sim.add(Box::new(RequestSource::new(entry_router)));
         debug_assert_eq!(added, source);
         let entry_targets = targets(&|role| role.takes_new_requests());
-        sim.add(Box::new(Router::new(
-            Stage::Entry,
-            route_policy(scenario.router, scenario.seed, "router"),
-            entry_targets,
-        )));
+        sim.add(Box::new(
+            Router::new(Stage::Entry, route_policy(scenario.router, scenario, "router"), entry_targets)
+                .with_prefixes(scenario.prefixes.clone()),
+        ));
         if disaggregated {
             let decode_targets = targets(&|role| role.decodes_handoffs());
             sim.add(Box::new(Router::new(
                 Stage::Decode,
-                route_policy(scenario.decode_router, scenario.seed, "decode-router"),
+                route_policy(scenario.decode_router, scenario, "decode-router"),
                 decode_targets,
             )));
             let layouts = plan

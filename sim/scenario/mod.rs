@@ -14,7 +14,7 @@ pub mod schema;
 pub use memory::{DoesNotFit, MemoryPlan, MemoryRequest};
 pub use offload::OffloadPlan;
 pub use placement::{ParallelComm, ReplicaPlacement};
-pub use pools::{PoolPlan, PoolRole, SemiPdPlan, ShareAdaptPlan};
+pub use pools::{PoolPlan, PoolRole, PrefixCachePlan, SemiPdPlan, ShareAdaptPlan};
 pub use schema::RouterKind;
 
 use crate::engine::SimTime;

@@ -214,6 +214,11 @@ pub enum RouterKind {
     PowerOfTwo,
     /// The replica whose KV cache is least full (the default for decode replicas).
     LeastKvLoad,
+    /// Cache-aware: the replica with the longest cached prompt prefix (by the router's own
+    /// index of where prefixes went), balanced against outstanding tokens and KV use with
+    /// BLIS's and llm-d's weights (prefix 3, queue 2, KV 2). Needs prefix hashes in the
+    /// workload (Mooncake `hash_ids`); without them it balances load alone.
+    PrefixAware,
 }
 
 /// A group of identical replicas.

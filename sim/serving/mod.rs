@@ -18,6 +18,7 @@ mod network;
 mod policy;
 mod prefill_first;
 mod prefix_cache;
+mod prefix_router;
 mod replica;
 mod router;
 mod sequence;
@@ -37,6 +38,7 @@ pub use network::{kv_flows, KvLayout, Network};
 pub use policy::Policy;
 pub use prefill_first::PrefillFirst;
 pub use prefix_cache::{CacheCapacity, Insertion, PrefixCache, PrefixCacheStats, PrefixLookup};
+pub use prefix_router::{PrefixAware, ScorerWeights};
 pub use replica::{Handoff, Replica, ReplicaSetup, ShareControl, Worker};
 pub use router::{
     LeastKvLoad, LeastOutstandingTokens, PowerOfTwo, RequestSource, RoundRobin, RoutePolicy, RouteTarget, Router, Stage,

@@ -5,13 +5,27 @@
 use super::executor::Role;
 use super::messages::{Msg, ReplicaGauge, ServingContext, ServingState};
 use crate::engine::{stream_rng, Component, ComponentId, SimRng};
+use crate::records::PrefixHashes;
 use rand::Rng;
+use std::sync::Arc;
 
 /// Chooses among candidate replicas.
 pub trait RoutePolicy: Send {
     /// The position in `candidates` (replica indices into `board`) of the chosen replica.
     /// Ties go to the earliest candidate.
     fn choose(&mut self, candidates: &[u32], board: &[ReplicaGauge]) -> usize;
+
+    /// As [`RoutePolicy::choose`], for a request whose prompt has the prefix-block hashes
+    /// `prefix` (empty when the workload has none); policies blind to prompts ignore them.
+    fn choose_for(&mut self, prefix: &[u64], candidates: &[u32], board: &[ReplicaGauge]) -> usize {
+        let _ = prefix;
+        self.choose(candidates, board)
+    }
+
+    /// Told that a request with prefix hashes `prefix` went to `replica`.
+    fn routed(&mut self, prefix: &[u64], replica: u32) {
+        let _ = (prefix, replica);
+    }
 }
 
 /// Candidates in turn.
@@ -124,18 +138,26 @@ pub struct Router {
     targets: Vec<RouteTarget>,
     candidates: Vec<u32>,
     chosen: Vec<usize>,
+    prefixes: Arc<PrefixHashes>,
 }
 
 impl Router {
     /// A router of `stage` over `targets`, choosing by `policy`.
     pub fn new(stage: Stage, policy: Box<dyn RoutePolicy>, targets: Vec<RouteTarget>) -> Self {
-        Router { stage, policy, targets, candidates: Vec::new(), chosen: Vec::new() }
+        Router { stage, policy, targets, candidates: Vec::new(), chosen: Vec::new(), prefixes: Arc::default() }
+    }
+
+    /// Shows the policy each request's prompt-prefix hashes (entry routers of workloads that
+    /// carry them).
+    pub fn with_prefixes(mut self, prefixes: Arc<PrefixHashes>) -> Self {
+        self.prefixes = prefixes;
+        self
     }
 
     /// The target for the next request: among replicas now in a role this stage serves and
     /// accepting work (a replica draining for a role switch is not), or among all targets of
     /// that role if every one is draining.
-    fn pick(&mut self, state: &ServingState) -> RouteTarget {
+    fn pick(&mut self, request: u32, state: &ServingState) -> RouteTarget {
         let serves = |role: Role| match self.stage {
             Stage::Entry => role != Role::Decode,
             Stage::Decode => role == Role::Decode,
@@ -162,8 +184,14 @@ impl Router {
             self.candidates.extend(self.targets.iter().map(|t| t.replica));
             self.chosen.extend(0..self.targets.len());
         }
-        let choice = self.policy.choose(&self.candidates, &state.board);
-        self.targets[self.chosen[choice]]
+        let prefix = match state.requests.get(request as usize) {
+            Some(spec) if self.stage == Stage::Entry => self.prefixes.of(spec.prefix),
+            _ => &[],
+        };
+        let choice = self.policy.choose_for(prefix, &self.candidates, &state.board);
+        let target = self.targets[self.chosen[choice]];
+        self.policy.routed(prefix, target.replica);
+        target
     }
 }
 
@@ -171,12 +199,12 @@ impl Component<Msg, ServingState> for Router {
     fn handle(&mut self, message: Msg, ctx: &mut ServingContext<'_>) {
         match message {
             Msg::Route(request) => {
-                let target = self.pick(ctx.shared);
+                let target = self.pick(request, ctx.shared);
                 ctx.shared.recorder.routed(request as usize, target.replica);
                 ctx.send(target.component, Msg::Admit(request));
             }
             Msg::RouteDecode { request, from } => {
-                let target = self.pick(ctx.shared);
+                let target = self.pick(request, ctx.shared);
                 ctx.shared.recorder.routed_for_decode(request as usize, target.replica);
                 ctx.send(target.component, Msg::Reserve { request, from });
             }
