@@ -1224,3 +1224,108 @@ fn a_node_whose_mesh_has_too_many_links_is_an_error_naming_the_node() {
         &["huge-mesh has 4999950000 links", "8388608 links"],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 10: weight and KV dtypes, engine profiles, prefix caches
+// ---------------------------------------------------------------------------------------------
+
+/// The minimal scenario with `line` (indented as a pool field) added to its pool.
+fn with_pool_field(line: &str) -> String {
+    replaced(&valid_scenario(), "      scheduler:\n", &format!("      {line}\n      scheduler:\n"))
+}
+
+#[test]
+fn a_dtype_the_device_cannot_run_names_the_dtype_the_field_and_what_the_device_runs() {
+    let case = Case::new();
+    // H100 has FP8 tensor cores but none for FP4.
+    let text = with_pool_field("dtype: nvfp4");
+    validate_fails_at(
+        &case,
+        &text,
+        "dtype: nvfp4",
+        "deployment.pools[0].dtype",
+        &["h100-sxm cannot run nvfp4 weights", "it runs fp32, tf32, fp16, bf16, fp8, int8"],
+    );
+    // A100 has no FP8 tensor cores; `run` refuses it as `validate` does.
+    let text = replaced(&with_pool_field("dtype: fp8"), "device: h100-sxm", "device: a100-sxm-80gb");
+    validate_fails_at(
+        &case,
+        &text,
+        "dtype: fp8",
+        "deployment.pools[0].dtype",
+        &["a100-sxm-80gb cannot run fp8 weights", "it runs fp32, tf32, fp16, bf16, int8, int4"],
+    );
+    let (outcome, path) = run_text(&case, &text);
+    outcome.assert_error().at(&path, line_of(&text, "dtype: fp8")).field("deployment.pools[0].dtype").says(&["fp8"]);
+}
+
+/// The bundled vLLM V1 engine profile, renamed `test-engine`.
+fn engine_profile() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware-profiles/engines/vllm-v1.yaml");
+    let text = std::fs::read_to_string(&path).expect("read the bundled vllm-v1 engine profile");
+    replaced(&text, "name: vllm-v1\n", "name: test-engine\n")
+}
+
+#[test]
+fn an_engine_knob_out_of_range_names_the_file_the_field_and_the_line() {
+    // In an engine profile: the error is the profile's, at its own line.
+    for (from, to, field, facts) in [
+        ("max_num_seqs: 256", "max_num_seqs: 1000000000000", "defaults.max_num_seqs", &["at most"][..]),
+        ("memory_utilization: 0.9", "memory_utilization: 2", "defaults.memory_utilization", &["2"][..]),
+        ("kernel_launch_us: 6", "kernel_launch_us: -6", "graphs.kernel_launch_us", &["-6"][..]),
+    ] {
+        let case = Case::new();
+        let profile = replaced(&engine_profile(), from, to);
+        let engine = case.file("engine.yaml", &profile);
+        let text = with_pool_field("engine: engine.yaml");
+        let path = case.scenario(&text);
+        for outcome in [validate(&[&path]), case.run(&path)] {
+            outcome.assert_error().at(&engine, line_of(&profile, to)).field(field).says(facts);
+        }
+    }
+    // A kernel-time factor beyond 10× either way.
+    let case = Case::new();
+    let profile = replaced(&engine_profile(), "defaults:\n", "kernel_scale:\n  gemm: 100\ndefaults:\n");
+    let engine = case.file("engine.yaml", &profile);
+    let path = case.scenario(&with_pool_field("engine: engine.yaml"));
+    validate(&[&path])
+        .assert_error()
+        .at(&engine, line_of(&profile, "gemm: 100"))
+        .field("kernel_scale.gemm")
+        .says(&["100"]);
+    // The same knob overridden by a pool: the error is the scenario's, naming the engine.
+    let case = Case::new();
+    let text = replaced(&valid_scenario(), "max_num_seqs: 16", "max_num_seqs: 1000000000000");
+    validate_fails_at(
+        &case,
+        &text,
+        "max_num_seqs:",
+        "deployment.pools[0].scheduler.max_num_seqs",
+        &["1000000000000 is out of range for vllm-v1", "at most"],
+    );
+}
+
+#[test]
+fn a_prefix_cache_larger_than_the_kv_pool_names_the_field_and_both_sizes() {
+    let case = Case::new();
+    let text = with_pool_field("prefix_cache: { capacity_tokens: 100000000 }");
+    let path = case.scenario(&text);
+    let outcome = validate(&[&path]);
+    outcome
+        .assert_error()
+        .at(&path, line_of(&text, "capacity_tokens"))
+        .field("deployment.pools[0].prefix_cache.capacity_tokens")
+        .says(&["a prefix cache of 100000000 tokens is larger than the KV pool", "tokens:", "blocks of 16"]);
+    // The KV pool's size, as the error states it, is a number below the cache's.
+    let pool_tokens: u64 = outcome
+        .stderr
+        .split("the KV pool it lives in (")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the error states the KV pool's size in tokens:\n{}", outcome.describe()));
+    assert!(pool_tokens > 0 && pool_tokens < 100_000_000, "KV pool of {pool_tokens} tokens:\n{}", outcome.describe());
+    // A cache exactly that size is accepted.
+    let text = with_pool_field(&format!("prefix_cache: {{ capacity_tokens: {pool_tokens} }}"));
+    validate(&[&case.scenario(&text)]).assert_success();
+}

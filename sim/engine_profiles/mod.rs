@@ -37,7 +37,8 @@ pub enum Preemption {
     /// Drop the victim's KV and recompute it later (vLLM's default, SGLang's retraction).
     Recompute,
     /// Copy the victim's KV to host memory over the device's host link and load it back
-    /// before it resumes (needs a node with `host:` memory).
+    /// before it resumes (needs a node with `host:` memory). Not modelled yet: a profile
+    /// that names it is refused.
     Swap,
     /// Never: admission reserves enough that running sequences cannot run out.
     Never,
@@ -255,14 +256,39 @@ impl EngineProfile {
             ("kernel_scale.experts_many_tokens", scale.experts_many_tokens),
             ("kernel_scale.all_reduce", scale.all_reduce),
         ] {
-            source.check_range(field, value, KERNEL_SCALE, "")?;
+            source.check_within(
+                field,
+                value,
+                KERNEL_SCALE,
+                "",
+                "a factor on servesim's operator times: this engine's kernels within 10× of them either way",
+            )?;
         }
-        source.check_range(
+        source.check_within(
             "windowed_decode_reread_fraction",
             profile.windowed_decode_reread_fraction,
             (0.0, 1.0),
             "",
+            "a share of the extra KV reads: 0 reads each KV head once, 1 once per query head",
         )?;
+        if let Some(framework) = &profile.measured_framework {
+            let known = crate::calibration::aiconfigurator::FRAMEWORKS;
+            if !known.contains(&framework.as_str()) {
+                return Err(source.error(
+                    "measured_framework",
+                    format!(
+                        "unknown framework {framework:?}: measured tables are of {} (AIConfigurator's names); omit the field for an engine without measured tables",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        if profile.scheduler.preemption == Preemption::Swap {
+            return Err(source.error(
+                "scheduler.preemption",
+                "swap preemption is not modelled yet (servesim would recompute the victim instead); use `recompute`, or `never` with `kv_reservation: whole_output`",
+            ));
+        }
         let knobs = [
             ("defaults.max_num_seqs", profile.defaults.max_num_seqs.get()),
             ("defaults.max_num_batched_tokens", profile.defaults.max_num_batched_tokens.get()),

@@ -178,10 +178,11 @@ fn resolve<T: Clone>(
         return parse(&source);
     }
     bundled.get(reference).cloned().ok_or_else(|| {
+        let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
         scenario.error(
             field,
             format!(
-                "unknown {kind} {reference:?}; bundled {kind}s are: {}; or give a path to a {kind} profile YAML",
+                "unknown {kind} {reference:?}; bundled {kind}s are: {}; or give a path to {article} {kind} profile YAML",
                 known_list(bundled.keys().map(String::as_str))
             ),
         )

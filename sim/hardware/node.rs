@@ -173,6 +173,18 @@ impl NodeProfile {
                 return Err(source.error("scale_out.link", format!("unknown link {:?}", scale_out.link)));
             }
         }
+        if let Some(host) = &node.host {
+            // Bounds far beyond any node either way, as for a device's memory.
+            let capacity = (super::device::CAPACITY_GIB.0, 1e9);
+            let why = "far beyond any node either way";
+            source.check_within("host.memory_gib", host.memory_gib.get(), capacity, " GiB", why)?;
+            if let Some(nvme) = &host.nvme {
+                source.check_within("host.nvme.capacity_gib", nvme.capacity_gib.get(), capacity, " GiB", why)?;
+                let bandwidth = super::device::BANDWIDTH_GBS;
+                source.check_within("host.nvme.read_gbs", nvme.read_gbs.get(), bandwidth, " GB/s", why)?;
+                source.check_within("host.nvme.write_gbs", nvme.write_gbs.get(), bandwidth, " GB/s", why)?;
+            }
+        }
         if node.host.is_some() && !node.sources.keys().any(|k| k == "host" || k.starts_with("host.")) {
             return Err(source.error("sources", "add a `host:` source for the host memory and NVMe figures"));
         }

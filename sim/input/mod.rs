@@ -138,14 +138,26 @@ impl YamlSource {
     /// Checks that the number at `field` lies in `min..=max` (`unit` is printed after the
     /// numbers). Used for bounds far beyond real hardware that keep every duration derived
     /// from a profile well inside the simulator's u64-nanosecond clock.
-    pub fn check_range(&self, field: &str, value: f64, (min, max): (f64, f64), unit: &str) -> Result<()> {
+    pub fn check_range(&self, field: &str, value: f64, range: (f64, f64), unit: &str) -> Result<()> {
+        self.check_within(
+            field,
+            value,
+            range,
+            unit,
+            "far beyond real hardware either way; the bounds keep every derived duration within the simulator's clock",
+        )
+    }
+
+    /// Checks that the number at `field` lies in `min..=max`, saying `why` those are the
+    /// bounds when it does not.
+    pub fn check_within(&self, field: &str, value: f64, (min, max): (f64, f64), unit: &str, why: &str) -> Result<()> {
         if value.is_finite() && (min..=max).contains(&value) {
             return Ok(());
         }
         Err(self.error(
             field,
             format!(
-                "expected {}{unit} to {}{unit}, found {}{unit} (far beyond real hardware either way; the bounds keep every derived duration within the simulator's clock)",
+                "expected {}{unit} to {}{unit}, found {}{unit} ({why})",
                 number_text(min),
                 number_text(max),
                 number_text(value)

@@ -208,7 +208,9 @@ impl Scenario {
             Some(workload) => workload,
             None => crate::workload::load(&file.workload, source, seed)?,
         };
-        if !prefixes.is_empty() {
+        // Checked whenever the trace hashes prompts, even if none of its prompts fills a hash
+        // block, so that whether a scenario is accepted does not depend on its prompt lengths.
+        if prefixes.block_tokens > 0 {
             for (index, pool) in pools.iter().enumerate() {
                 let block = pool.memory.block_size_tokens;
                 if pool.prefix_cache.is_some() && u64::from(prefixes.block_tokens) % block != 0 {

@@ -488,8 +488,27 @@ fn operator_data(
             }
         }
         path => {
+            let choices = "operator_data is `measured`, `roofline` or the path of a file written by `servesim calibrate --aiconfigurator`";
+            if path.trim().is_empty() {
+                return Err(source.error(&field, format!("empty: {choices}")));
+            }
             let resolved = source.resolve(path);
-            Arc::new(crate::hardware::measured_file(&resolved).map_err(|e| source.file_error(&field, e))?)
+            let times = crate::hardware::measured_file(&resolved).map_err(|e| match e {
+                crate::error::Error::Io { .. } => source.error(&field, format!("{e} ({choices})")),
+                other => other,
+            })?;
+            let measured_on = &times.provenance().device;
+            if *measured_on != device.name {
+                return Err(source.error(
+                    &field,
+                    format!(
+                        "{path} holds operator times measured on {measured_on:?} (AIConfigurator system {:?}), but the pool runs on {:?}; give tables of that device, or `roofline`",
+                        times.provenance().system,
+                        device.name
+                    ),
+                ));
+            }
+            Arc::new(times)
         }
     };
     if pool.clock_ratio.get() != 1.0 {
@@ -539,6 +558,15 @@ fn prefix_cache_plan(
                     format!(
                         "a prefix cache of {tokens} tokens is larger than the KV pool it lives in ({pool_tokens} tokens: {} blocks of {}); lower it, or use `unlimited: true` for the what-if bound",
                         memory.kv_capacity_blocks, memory.block_size_tokens
+                    ),
+                ));
+            }
+            if tokens.get() < memory.block_size_tokens {
+                return Err(source.error(
+                    &format!("{field}.capacity_tokens"),
+                    format!(
+                        "a prefix cache of {tokens} tokens holds not one KV block ({} tokens); give at least {}, or turn the cache off with `enabled: false`",
+                        memory.block_size_tokens, memory.block_size_tokens
                     ),
                 ));
             }

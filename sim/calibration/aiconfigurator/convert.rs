@@ -157,9 +157,12 @@ fn system_dir(options: &ConvertOptions) -> Result<(PathBuf, String)> {
         return Err(Error::usage(
             "--aiconfigurator",
             format!(
-                "{} has no folder {system} (it has: {}); give AIConfigurator's systems/data folder or a system folder",
+                "{} has no folder {system} ({}); give AIConfigurator's systems/data folder or a system folder (one holding gemm/ and attention/)",
                 data.display(),
-                subfolders(data).join(", ")
+                match subfolders(data) {
+                    found if found.is_empty() => "it has no subfolders".to_string(),
+                    found => format!("it has: {}", found.join(", ")),
+                }
             ),
         ));
     }

@@ -115,25 +115,70 @@ impl Grid {
         Ok(grid)
     }
 
-    /// The grid of a calibration file's `field`.
+    /// The grid of a calibration file's `field`. Each problem is placed at the axis, the
+    /// exponent or the line of latencies at fault.
     pub fn from_file(file: &GridFile, source: &YamlSource, field: &str) -> Result<Grid> {
         let mut axes = Vec::with_capacity(file.axes.len());
         for (i, axis) in file.axes.iter().enumerate() {
+            let at = format!("{field}.axes[{i}]");
             let values = parse_numbers(&axis.values)
-                .map_err(|e| source.error(&format!("{field}.axes[{i}].values"), format!("{}: {e}", axis.name)))?;
-            axes.push((values, axis.growth_exponent));
+                .map_err(|e| source.error(&format!("{at}.values"), format!("{}: {e}", axis.name)))?;
+            if values.is_empty() {
+                return Err(source.error(&format!("{at}.values"), format!("{}: the axis has no values", axis.name)));
+            }
+            if let Some(bad) = values.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                return Err(source.error(
+                    &format!("{at}.values"),
+                    format!("{}: {bad} is not a finite number above zero", axis.name),
+                ));
+            }
+            if let Some(pair) = values.windows(2).find(|w| w[0] >= w[1]) {
+                return Err(source.error(
+                    &format!("{at}.values"),
+                    format!("{}: values must be increasing, but {} follows {}", axis.name, pair[1], pair[0]),
+                ));
+            }
+            let exponent = axis.growth_exponent;
+            if !(exponent.is_finite() && (0.0..=4.0).contains(&exponent)) {
+                return Err(source.error(
+                    &format!("{at}.growth_exponent"),
+                    format!("{}: growth exponent {exponent} is outside 0..=4", axis.name),
+                ));
+            }
+            axes.push((values, exponent));
         }
-        let mut latency_s = Vec::new();
-        for (line, text) in file.latency_us.iter().enumerate() {
-            let values = parse_numbers(text).map_err(|e| source.error(&format!("{field}.latency_us[{line}]"), e))?;
-            latency_s.extend(values.into_iter().map(|us| us * 1e-6));
+        if axes.is_empty() || axes.len() > MAX_AXES {
+            return Err(source
+                .error(&format!("{field}.axes"), format!("a grid has 1 to {MAX_AXES} axes, found {}", axes.len())));
         }
         let innermost = axes.last().map_or(0, |(v, _)| v.len());
-        if file.latency_us.iter().any(|line| line.split_whitespace().count() != innermost) {
+        let lines = axes[..axes.len() - 1].iter().fold(1usize, |n, (v, _)| n.saturating_mul(v.len()));
+        if file.latency_us.len() != lines {
             return Err(source.error(
                 &format!("{field}.latency_us"),
-                format!("every line must hold {innermost} latencies, one per value of the innermost axis"),
+                format!(
+                    "expected {lines} lines of latencies (one per combination of the outer axes' values), found {}",
+                    file.latency_us.len()
+                ),
             ));
+        }
+        let mut latency_s = Vec::with_capacity(lines.saturating_mul(innermost));
+        for (line, text) in file.latency_us.iter().enumerate() {
+            let at = format!("{field}.latency_us[{line}]");
+            let values = parse_numbers(text).map_err(|e| source.error(&at, e))?;
+            if values.len() != innermost {
+                return Err(source.error(
+                    &at,
+                    format!(
+                        "expected {innermost} latencies, one per value of the innermost axis, found {}",
+                        values.len()
+                    ),
+                ));
+            }
+            if let Some(bad) = values.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                return Err(source.error(&at, format!("latency {bad} µs is not a finite number above zero")));
+            }
+            latency_s.extend(values.into_iter().map(|us| us * 1e-6));
         }
         Grid::new(&axes, &latency_s).map_err(|e| source.error(field, e))
     }

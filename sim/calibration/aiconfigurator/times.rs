@@ -146,7 +146,20 @@ fn attention_dtype(source: &YamlSource, field: &str, name: &str) -> Result<Atten
 impl MeasuredTimes {
     /// Parses and checks a measured-operator calibration.
     pub fn from_source(source: &YamlSource) -> Result<MeasuredTimes> {
-        let mut file: MeasuredFile = source.parse()?;
+        let mut file: MeasuredFile = source.parse().map_err(|error| match error {
+            // Another kind of file (a device profile, a `servesim calibrate` efficiency
+            // calibration...) fails on its first unknown or missing field: say what it is
+            // not. An empty file or a syntax error (no field) keeps its own error.
+            crate::error::Error::Input { location: crate::error::Location { field: Some(_), .. }, .. }
+                if !source.has_field("source") =>
+            {
+                source.error(
+                    "source",
+                    "not a measured-operator calibration (it has no `source: aiconfigurator`): give a file written by `servesim calibrate --aiconfigurator`",
+                )
+            }
+            other => other,
+        })?;
         if file.source != "aiconfigurator" {
             return Err(source.error("source", format!("unknown source {:?}; known: aiconfigurator", file.source)));
         }
@@ -198,6 +211,16 @@ impl MeasuredTimes {
 
     /// Reads a measured-operator calibration file.
     pub fn from_file(path: &std::path::Path) -> Result<MeasuredTimes> {
+        let mut magic = [0u8; 4];
+        let parquet = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok_and(|()| &magic == b"PAR1");
+        if parquet {
+            return Err(crate::error::Error::in_file(
+                path.display().to_string(),
+                "a Parquet table, not a measured-operator calibration: convert AIConfigurator's tables with `servesim calibrate --aiconfigurator` and give the YAML file it writes",
+            ));
+        }
         Self::from_source(&YamlSource::from_file(path)?)
     }
 
