@@ -12,7 +12,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("input", &["error"]),
     ("records", &["engine"]),
     ("model", &["error", "hardware"]),
-    ("engine_profiles", &["error", "input"]),
+    ("engine_profiles", &["calibration", "error", "input"]),
     ("hardware", &["calibration", "engine_profiles", "error", "input", "model"]),
     ("topology", &["cost", "engine", "hardware"]),
     ("cost", &["engine", "hardware", "model", "scenario", "topology"]),

@@ -127,16 +127,17 @@ pub fn pool_cost_model(pool: &PoolPlan, placement: &ReplicaPlacement) -> Rooflin
     let s = &pool.engine.kernel_scale;
     let reread =
         if pool.model.sliding_window_tokens.is_some() { pool.engine.windowed_decode_reread_fraction } else { 0.0 };
-    cost.with_kv_rereads(reread).with_experts_at_16_bits(pool.engine.experts_at_16_bits).with_kernel_scale(
-        KernelScale {
+    cost.with_kv_rereads(reread)
+        .with_experts_at_16_bits(pool.engine.experts_at_16_bits)
+        .with_fused_residual_norm(pool.engine.fused_residual_norm)
+        .with_kernel_scale(KernelScale {
             gemm: s.gemm,
             attention_prefill: s.attention_prefill,
             attention_decode: s.attention_decode,
             experts_few_tokens: s.experts_few_tokens,
             experts_many_tokens: s.experts_many_tokens,
             all_reduce: s.all_reduce,
-        },
-    )
+        })
 }
 
 /// The batch policy of an engine's scheduler.

@@ -1,5 +1,5 @@
-//! `servesim profiles`: the bundled devices, links, nodes, calibrations and models with their
-//! key figures.
+//! `servesim profiles`: the bundled devices, links, serving engines, nodes, calibrations and
+//! models with their key figures.
 
 use crate::error::Result;
 use crate::hardware::{Catalog, Dtype, BUNDLED_MODELS};
@@ -51,6 +51,37 @@ pub fn profiles() -> Result<String> {
             link.bandwidth_gbs_per_direction.get(),
             link.latency_us.get(),
             link.display_name
+        );
+    }
+    let _ = writeln!(out, "\nengines ({}):", catalog.engines.len());
+    let _ = writeln!(
+        out,
+        "  {:<14} {:<16} {:<10} {:<13} {:>8} {:<19} {:<7}  description",
+        "name", "batching", "preempt", "prefix cache", "step µs", "graphs", "tables"
+    );
+    for engine in catalog.engines.values() {
+        // The YAML spelling: `ChunkedPrefill` → `chunked_prefill`.
+        let word = |value: &dyn std::fmt::Debug| {
+            let mut snake = String::new();
+            for (i, c) in format!("{value:?}").chars().enumerate() {
+                if c.is_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            }
+            snake
+        };
+        let _ = writeln!(
+            out,
+            "  {:<14} {:<16} {:<10} {:<13} {:>8.0} {:<19} {:<7}  {}",
+            engine.name,
+            word(&engine.scheduler.batching),
+            word(&engine.scheduler.preemption),
+            word(&engine.scheduler.prefix_cache),
+            engine.host.step_us.get(),
+            word(&engine.graphs.mode),
+            engine.measured_framework.as_deref().unwrap_or("-"),
+            engine.display_name
         );
     }
     let _ = writeln!(out, "\nnodes ({}):", catalog.nodes.len());

@@ -148,6 +148,12 @@ impl RooflineCostModel {
         self
     }
 
+    /// Prices residual adds inside the norms after them (engines that fuse them).
+    pub fn with_fused_residual_norm(mut self, fused: bool) -> Self {
+        self.plan = self.plan.with_fused_residual_norm(fused);
+        self
+    }
+
     /// Seconds one repetition of `op` takes: measured where the tables cover it, else the
     /// roofline.
     pub fn operator_seconds(&self, op: &Operator) -> f64 {

@@ -37,8 +37,7 @@ pub enum Preemption {
     /// Drop the victim's KV and recompute it later (vLLM's default, SGLang's retraction).
     Recompute,
     /// Copy the victim's KV to host memory over the device's host link and load it back
-    /// before it resumes (needs a node with `host:` memory). Not modelled yet: a profile
-    /// that names it is refused.
+    /// before it resumes (needs a pool `kv_offload:` section, on a node with `host:` memory).
     Swap,
     /// Never: admission reserves enough that running sequences cannot run out.
     Never,
@@ -226,10 +225,19 @@ pub struct EngineProfile {
     /// save where the experts are bandwidth-bound.
     #[serde(default)]
     pub experts_at_16_bits: bool,
+    /// Whether each residual add runs inside the RMSNorm kernel that follows it (vLLM's and
+    /// SGLang's `fused_add_rms_norm`, TensorRT-LLM's fused layers); eager PyTorch launches
+    /// the add as a kernel of its own.
+    #[serde(default = "fused_by_default")]
+    pub fused_residual_norm: bool,
     /// Default knobs.
     pub defaults: EngineDefaults,
     /// Field path → citation or `ESTIMATE:`/`FITTED:` note.
     pub sources: BTreeMap<String, String>,
+}
+
+fn fused_by_default() -> bool {
+    true
 }
 
 /// Largest host time per step or per sequence accepted, µs (far beyond any engine; keeps
@@ -282,12 +290,6 @@ impl EngineProfile {
                     ),
                 ));
             }
-        }
-        if profile.scheduler.preemption == Preemption::Swap {
-            return Err(source.error(
-                "scheduler.preemption",
-                "swap preemption is not modelled yet (servesim would recompute the victim instead); use `recompute`, or `never` with `kv_reservation: whole_output`",
-            ));
         }
         let knobs = [
             ("defaults.max_num_seqs", profile.defaults.max_num_seqs.get()),

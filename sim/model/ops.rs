@@ -197,6 +197,8 @@ pub struct OperatorPlan {
     mlp_matrices: f64,
     intermediate: f64,
     moe: Option<MoePlan>,
+    /// Residual adds fused into the RMSNorm that follows them.
+    fused_residual_norm: bool,
     vocab: f64,
 }
 
@@ -266,7 +268,15 @@ impl OperatorPlan {
                 shared_intermediate: m.shared_intermediate_size as f64 / tp,
             }),
             vocab: model.vocab_size as f64 / tp,
+            fused_residual_norm: false,
         }
+    }
+
+    /// The same plan with each residual add done by the RMSNorm after it (one kernel reading
+    /// and writing the residual too) instead of a kernel of its own.
+    pub fn with_fused_residual_norm(mut self, fused: bool) -> Self {
+        self.fused_residual_norm = fused;
+        self
     }
 
     /// Decoder layers per iteration.
@@ -325,7 +335,9 @@ impl OperatorPlan {
             }
         };
 
-        push(memory("input_layernorm", 4.0 * t * h, 2.0 * t * h * e, layers));
+        // A norm fused with the residual add before it also reads and writes the residual.
+        let norm_bytes = if self.fused_residual_norm { 4.0 * t * h * e } else { 2.0 * t * h * e };
+        push(memory("input_layernorm", 4.0 * t * h, norm_bytes, layers));
         push(gemm("attn_pre_proj", self.qkv_params, h, self.qkv_out_width, layers));
         push(memory("attn_rope", 3.0 * t * self.rope_width, 2.0 * t * self.rope_width * e, layers));
 
@@ -390,7 +402,7 @@ impl OperatorPlan {
         if self.tensor_parallel > 1 {
             push(all_reduce("attn_all_reduce", layers));
         }
-        push(memory("post_attention_layernorm", 4.0 * t * h, 2.0 * t * h * e, layers));
+        push(memory("post_attention_layernorm", 4.0 * t * h, norm_bytes, layers));
 
         let up_matrices = self.mlp_matrices - 1.0;
         if self.dense_layers > 0 {
@@ -446,8 +458,11 @@ impl OperatorPlan {
         if self.tensor_parallel > 1 {
             push(all_reduce("mlp_all_reduce", layers));
         }
-        // Two residual adds per layer, each reading two tensors and writing one.
-        push(memory("add", t * h, 3.0 * t * h * e, 2 * layers));
+        // Two residual adds per layer, each reading two tensors and writing one (unless the
+        // norms after them do the adds).
+        if !self.fused_residual_norm {
+            push(memory("add", t * h, 3.0 * t * h * e, 2 * layers));
+        }
 
         // Once per iteration: embedding lookup, final norm, LM head and sampling over the
         // sequences that produce a token.
