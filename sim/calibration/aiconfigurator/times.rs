@@ -265,7 +265,11 @@ impl MeasuredTimes {
         if sequences == 0 || !(query_tokens >= 1.0 && kv_tokens >= query_tokens) {
             return None;
         }
-        let (_, _, _, grid) = self.context.iter().find(|(a, k, h, _)| (*a, *k, *h) == (attn, kv, heads.head_dim))?;
+        // An engine that measured no FP8 attention compute over this cache (vLLM: FP8 KV is
+        // dequantised on load) runs it at 16 bits: its 16-bit table over the same cache.
+        let table =
+            |attn: AttentionDtype| self.context.iter().find(|(a, k, h, _)| (*a, *k, *h) == (attn, kv, heads.head_dim));
+        let (_, _, _, grid) = table(attn).or_else(|| table(AttentionDtype::Bfloat16))?;
         // The tables time whole prompts. A chunk after a cached prefix does the part of the
         // causal square of its full length that the prefix does not (AIConfigurator's own
         // correction): (L² − P²) / L² of a prompt of length L.
