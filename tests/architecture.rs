@@ -36,7 +36,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "workload",
         ],
     ),
-    ("cluster", &["cost", "engine", "engine_profiles", "records", "scenario", "serving"]),
+    ("cluster", &["cost", "engine", "engine_profiles", "model", "records", "scenario", "serving"]),
     ("metrics", &["cluster", "records", "scenario", "serving"]),
     ("fidelity", &["calibration", "cluster", "cost", "error", "hardware", "input", "model", "scenario"]),
     ("report", &["cluster", "error", "metrics", "scenario", "serving"]),

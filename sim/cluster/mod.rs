@@ -9,14 +9,17 @@
 use crate::cost::{CostModel, Efficiency, GraphPlan, HostOverheads, KernelScale, ProfileEfficiency, RooflineCostModel};
 use crate::engine::{ComponentId, RunStats, SimTime, Simulation};
 use crate::engine_profiles::{Batching, EngineProfile, GraphMode};
+use crate::model::ModelSpec;
 use crate::records::Recorder;
-use crate::scenario::{PoolPlan, PoolRole, PrefixCachePlan, ReplicaPlacement, RouterKind, Scenario};
+use crate::scenario::{
+    Drafter, ParallelComm, PoolPlan, PoolRole, PrefixCachePlan, ReplicaPlacement, RouterKind, Scenario,
+};
 use crate::serving::{
-    BatchPolicy, BlockPool, CacheCapacity, Executor, Handoff, HostTiers, IterationRecord, KvLayout, KvManager,
-    LeastKvLoad, LeastOutstandingTokens, Msg, Network, PowerOfTwo, PrefillFirst, PrefixAware, PrefixCache, Replica,
-    ReplicaGauge, ReplicaHardware, ReplicaSetup, ReplicaStats, RequestSource, Role, RoleController, RoleSwitch,
-    RoundRobin, RoutePolicy, RouteTarget, Router, SchedulerState, Scope, ScorerWeights, ServingState, ShareControl,
-    Stage, SwitchPolicy, TierSpec, TransferLog, VllmV1, Worker,
+    Acceptance, BatchPolicy, BlockPool, CacheCapacity, DraftCost, Executor, Handoff, HostTiers, IterationRecord,
+    KvLayout, KvManager, LeastKvLoad, LeastOutstandingTokens, Msg, Network, PowerOfTwo, PrefillFirst, PrefixAware,
+    PrefixCache, Replica, ReplicaGauge, ReplicaHardware, ReplicaSetup, ReplicaStats, RequestSource, Role,
+    RoleController, RoleSwitch, RoundRobin, RoutePolicy, RouteTarget, Router, SchedulerState, Scope, ScorerWeights,
+    ServingState, ShareControl, Speculator, Stage, SwitchPolicy, TierSpec, TransferLog, VllmV1, Worker,
 };
 use std::sync::Arc;
 
@@ -138,6 +141,56 @@ pub fn pool_cost_model(pool: &PoolPlan, placement: &ReplicaPlacement) -> Rooflin
             experts_many_tokens: s.experts_many_tokens,
             all_reduce: s.all_reduce,
         })
+}
+
+/// The speculation of one replica of `pool` placed at `placement`, when the pool speculates:
+/// drafts priced on the pool's devices (with its measured operator data) or on the draft's
+/// own device, accepted from per-request streams of `seed`.
+pub fn replica_speculator(pool: &PoolPlan, placement: &ReplicaPlacement, seed: u64) -> Option<Speculator> {
+    let plan = pool.speculation.as_ref()?;
+    let on_pool_devices = |model: &ModelSpec, precision, comm: &ParallelComm| {
+        let mut cost = RooflineCostModel::with_efficiency(
+            model,
+            &pool.device,
+            precision,
+            comm,
+            Arc::new(ProfileEfficiency::of(&pool.device)),
+        )
+        .with_fused_residual_norm(pool.engine.fused_residual_norm);
+        if let Some(times) = &pool.measured {
+            cost = cost.with_measured(times.clone());
+        }
+        Box::new(cost) as Box<dyn CostModel>
+    };
+    let single = ParallelComm { tensor_parallel: 1, pipeline_parallel: 1, ..ParallelComm::default() };
+    let draft_cost = match &plan.drafter {
+        Drafter::Lookup => DraftCost::Free,
+        Drafter::Layers { model } => {
+            DraftCost::Sequential { cost: on_pool_devices(model, pool.precision, &placement.comm), exchange_s: 0.0 }
+        }
+        Drafter::Heads { model } => {
+            DraftCost::OnePass { cost: on_pool_devices(model, pool.precision, &placement.comm) }
+        }
+        Drafter::Model { model, precision, device: None, tensor_parallel, .. } => {
+            let comm = if *tensor_parallel == 1 { &single } else { &placement.comm };
+            DraftCost::Sequential { cost: on_pool_devices(model, *precision, comm), exchange_s: 0.0 }
+        }
+        Drafter::Model { model, precision, device: Some(device), link, tensor_parallel, .. } => {
+            let comm = ParallelComm { tensor_parallel: *tensor_parallel, ..single.clone() };
+            let cost = RooflineCostModel::with_efficiency(
+                model,
+                device,
+                *precision,
+                &comm,
+                Arc::new(ProfileEfficiency::of(device)),
+            );
+            // Drafted tokens go to the target and the verdict comes back, every step.
+            let exchange_s = 2.0 * link.as_ref().map_or(0.0, |l| l.latency_us.get() * 1e-6);
+            DraftCost::Sequential { cost: Box::new(cost), exchange_s }
+        }
+    };
+    let acceptance = Acceptance::new(plan.acceptance.clone(), plan.tree_width as u32, plan.batch_exponent, seed);
+    Some(Speculator::new(plan.draft_tokens, plan.tree_width, plan.adaptive, plan.overlap, acceptance, draft_cost))
 }
 
 /// The batch policy of an engine's scheduler.
@@ -335,6 +388,7 @@ impl Cluster {
                 },
                 handoff,
                 share_control,
+                speculator: replica_speculator(pool, placement, scenario.seed),
             })));
             debug_assert_eq!(id, id_of(index));
             if let Some(control) = share_control {

@@ -127,6 +127,29 @@ pub struct KvOffloadSummary {
     pub transfer_s: f64,
 }
 
+/// Speculative decoding (deployments that speculate only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SpeculationSummary {
+    /// Sequence verifications.
+    pub verifications: u64,
+    /// Drafted positions verified.
+    pub drafted_tokens: u64,
+    /// Of those, accepted.
+    pub accepted_tokens: u64,
+    /// Accepted over drafted (null without verifications).
+    pub acceptance_rate: Option<f64>,
+    /// Tokens produced per verification (accepted + 1; null without verifications).
+    pub tokens_per_step: Option<f64>,
+    /// Seconds of drafting, summed over batches and replicas.
+    pub draft_s: f64,
+    /// Seconds of the steps that verified (drafting included when serial).
+    pub verify_step_s: f64,
+    /// Tokens verified and thrown away (rejected drafts, unused tree candidates).
+    pub rejected_tokens: u64,
+    /// Energy of the rejected tokens' share of the verifying steps, J.
+    pub wasted_energy_j: f64,
+}
+
 /// One pool's devices.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DeviceSummary {
@@ -246,6 +269,8 @@ pub struct Summary {
     pub prefix_cache: Option<PrefixCacheSummary>,
     /// Host-memory traffic, when a pool offloads KV.
     pub kv_offload: Option<KvOffloadSummary>,
+    /// Speculative decoding, when a pool speculates.
+    pub speculation: Option<SpeculationSummary>,
     /// Pools.
     pub devices: Vec<DeviceSummary>,
     /// Devices by role.
@@ -352,6 +377,26 @@ impl Summary {
                 s.prefix_blocks_from_nvme += t.loaded_from_nvme_blocks;
                 s.transfer_s += t.transfer_s;
             }
+            s
+        });
+
+        let speculating = scenario.pools.iter().any(|p| p.speculation.is_some());
+        let speculation = speculating.then(|| {
+            let mut s = SpeculationSummary::default();
+            let mut produced = 0;
+            for r in &run.replicas {
+                let t = &r.stats.speculation;
+                s.verifications += t.verifications;
+                s.drafted_tokens += t.drafted_tokens;
+                s.accepted_tokens += t.accepted_tokens;
+                s.rejected_tokens += t.rejected_tokens;
+                s.draft_s += t.draft_s;
+                s.verify_step_s += t.verify_step_s;
+                s.wasted_energy_j += t.wasted_energy_j;
+                produced += t.produced_tokens;
+            }
+            s.acceptance_rate = (s.drafted_tokens > 0).then(|| s.accepted_tokens as f64 / s.drafted_tokens as f64);
+            s.tokens_per_step = (s.verifications > 0).then(|| produced as f64 / s.verifications as f64);
             s
         });
 
@@ -463,6 +508,7 @@ impl Summary {
             kv_cache,
             prefix_cache,
             kv_offload,
+            speculation,
             devices,
             roles,
             disaggregation,

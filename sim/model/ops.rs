@@ -136,6 +136,14 @@ pub struct BatchShape {
     /// Seconds of KV moved between the devices and host memory before the step can run
     /// (swaps, offloaded prefix blocks loaded back).
     pub host_transfer_s: f64,
+    /// Verifications of drafted tokens among the prefill chunks (speculative decoding).
+    pub verifications: u64,
+    /// Tokens of those verifications (included in `prefill_tokens`).
+    pub verify_tokens: u64,
+    /// Seconds of drafting the step's verifications waited for (or, overlapped, ran beside).
+    pub draft_s: f64,
+    /// Whether drafting runs beside the step (PEARL) rather than before it.
+    pub draft_overlapped: bool,
 }
 
 impl BatchShape {
@@ -148,6 +156,15 @@ impl BatchShape {
         self.prefill_attention_pairs += q * context_tokens as f64 + q * (q + 1.0) / 2.0;
         self.prefill_kv_tokens += context_tokens + chunk_tokens;
         self.sampled_tokens += u64::from(samples);
+    }
+
+    /// Adds a verification of `tokens` (the last token and the drafts after it) after
+    /// `computed_tokens` in the cache: a short chunk whose every position is sampled.
+    pub fn add_verify(&mut self, computed_tokens: u64, tokens: u64) {
+        self.add_prefill_chunk(computed_tokens, tokens, false);
+        self.sampled_tokens += tokens;
+        self.verifications += 1;
+        self.verify_tokens += tokens;
     }
 
     /// Adds one decode token attending to `context_tokens` (including itself).

@@ -84,6 +84,19 @@ pub fn render_summary_table(summary: &Summary) -> String {
             o.swap_outs, o.swap_ins, o.prefix_blocks_from_host, o.prefix_blocks_from_nvme, o.transfer_s
         );
     }
+    if let Some(sp) = &summary.speculation {
+        let _ = writeln!(
+            out,
+            "speculation     {}% of {} drafted tokens accepted, {} tokens per verification; drafting {:.3} s of {:.3} s verifying steps; {} tokens rejected ({:.0} J)",
+            num(sp.acceptance_rate, 100.0, 1),
+            sp.drafted_tokens,
+            num(sp.tokens_per_step, 1.0, 2),
+            sp.draft_s,
+            sp.verify_step_s,
+            sp.rejected_tokens,
+            sp.wasted_energy_j
+        );
+    }
     for d in &summary.devices {
         let role = if d.role == "colocated" { String::new() } else { format!(" {}", d.role) };
         let _ = writeln!(

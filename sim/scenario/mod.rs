@@ -10,12 +10,14 @@ mod offload;
 mod placement;
 mod pools;
 pub mod schema;
+mod speculation;
 
 pub use memory::{DoesNotFit, MemoryPlan, MemoryRequest};
 pub use offload::OffloadPlan;
 pub use placement::{ParallelComm, ReplicaPlacement};
 pub use pools::{PoolPlan, PoolRole, PrefixCachePlan, SemiPdPlan, ShareAdaptPlan};
 pub use schema::RouterKind;
+pub use speculation::{medusa_position_rates, Drafter, SpeculationPlan};
 
 use crate::engine::SimTime;
 use crate::error::Result;

@@ -120,6 +120,8 @@ pub struct PoolPlan {
     pub host_launch_s: Option<f64>,
     /// The semi-PD split (role `semi_pd`).
     pub semi_pd: Option<SemiPdPlan>,
+    /// Speculative decoding, when the pool speculates.
+    pub speculation: Option<super::speculation::SpeculationPlan>,
     /// Where each replica runs and what its communication costs.
     pub placements: Vec<ReplicaPlacement>,
 }
@@ -354,6 +356,21 @@ pub(super) fn resolve_pool(
         block_size_tokens: pool.scheduler.block_size.unwrap_or(defaults.block_size).get(),
     })
     .map_err(|e| source.error(&format!("{field}.{}", e.field), e.message))?;
+    let mut memory = memory;
+    let speculation = match &pool.speculation {
+        Some(section) => Some(super::speculation::speculation_plan(
+            section,
+            &model,
+            precision,
+            parallelism,
+            &device,
+            &mut memory,
+            catalog,
+            source,
+            &format!("{field}.speculation"),
+        )?),
+        None => None,
+    };
     let prefix_cache = prefix_cache_plan(pool, &engine, &memory, &field, source)?;
     let (measured, operator_data) = operator_data(pool, &engine, &device, &field, source)?;
     let role = match pool.role {
@@ -456,6 +473,7 @@ pub(super) fn resolve_pool(
         engine,
         host_launch_s: pool.host_launch_us.map(|v| v.get() * 1e-6),
         semi_pd,
+        speculation,
         placements: Vec::new(),
     })
 }

@@ -295,6 +295,10 @@ pub struct PoolSection {
     /// DRAM (and optionally NVMe) over the device's host link.
     #[serde(default)]
     pub kv_offload: Option<KvOffloadSection>,
+    /// Speculative decoding: a draft proposes `k` tokens that the pool's model verifies in
+    /// one step.
+    #[serde(default)]
+    pub speculation: Option<SpeculationSection>,
     /// Where operator times come from: `measured` (default: the bundled measured tables of
     /// this device and engine where they exist, the roofline for the rest), `roofline`, or a
     /// path to a file written by `servesim calibrate --aiconfigurator`.
@@ -317,6 +321,114 @@ pub struct KvOffloadSection {
     /// Preempt by swapping KV to host DRAM instead of the engine's default.
     #[serde(default)]
     pub swap_preemption: Option<bool>,
+}
+
+/// How a speculative pool drafts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeculationMethodName {
+    /// A second, smaller model (`draft:`), on the pool's devices or on a device of its own.
+    DraftModel,
+    /// EAGLE heads: `head_layers` decoder layers run `k` times on the target's devices.
+    Eagle,
+    /// Multi-token prediction modules (DeepSeek-V3): as EAGLE.
+    Mtp,
+    /// Medusa heads: one pass of `head_layers` layers and `k` LM heads for all positions.
+    Medusa,
+    /// N-gram / prompt lookup: drafting costs nothing.
+    Ngram,
+}
+
+/// The draft model of `method: draft_model`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DraftSection {
+    /// Model name or folder (its vocabulary must be the target's).
+    pub model: String,
+    /// Weight format (default: the model's).
+    #[serde(default)]
+    pub dtype: Option<WeightFormat>,
+    /// A device profile of its own, one per replica (default: the pool's devices).
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Tensor parallelism of the draft: 1, or the pool's when on the pool's devices.
+    #[serde(default)]
+    pub tensor_parallel: Option<Count>,
+    /// The link tokens cross between the draft's device and the target's (with `device`).
+    #[serde(default)]
+    pub link: Option<String>,
+}
+
+/// How drafted tokens are accepted: exactly one of the fields.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptanceSection {
+    /// Each drafted token accepted with this probability, given the ones before were.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Per drafted position, the probability it is accepted given the ones before were (at
+    /// most `k` values; later positions are never accepted).
+    #[serde(default)]
+    pub per_position: Option<Vec<f64>>,
+    /// Medusa head accuracies from a W&B export such as `medusa_acc.csv`.
+    #[serde(default)]
+    pub medusa: Option<MedusaAccuracySection>,
+    /// Probability of accepting exactly 0, 1, 2, ... drafted tokens.
+    #[serde(default)]
+    pub accepted_length: Option<Vec<f64>>,
+    /// A per-request rate drawn from Beta(alpha, beta).
+    #[serde(default)]
+    pub beta: Option<BetaSection>,
+    /// Rates scale by batch^(−batch_exponent) (default 0: no dependence on batch size).
+    #[serde(default)]
+    pub batch_exponent: Option<f64>,
+}
+
+/// Medusa head accuracies.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MedusaAccuracySection {
+    /// The CSV file.
+    pub path: String,
+    /// The run (`Name` column), e.g. `7b`.
+    pub run: String,
+}
+
+/// Beta parameters.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BetaSection {
+    /// α > 0.
+    pub alpha: f64,
+    /// β > 0.
+    pub beta: f64,
+}
+
+/// A pool's speculative decoding.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeculationSection {
+    /// How tokens are drafted.
+    pub method: SpeculationMethodName,
+    /// Tokens drafted per step (the most, when adaptive).
+    pub k: Count,
+    /// Adapt each sequence's draft length to its recent acceptance (between 1 and `k`).
+    #[serde(default)]
+    pub adaptive: bool,
+    /// Tree drafts: candidates per position (1: a chain).
+    #[serde(default)]
+    pub tree_width: Option<Count>,
+    /// The draft model (`method: draft_model`).
+    #[serde(default)]
+    pub draft: Option<DraftSection>,
+    /// Decoder layers of EAGLE, MTP or Medusa heads (default 1).
+    #[serde(default)]
+    pub head_layers: Option<Count>,
+    /// Acceptance of drafted tokens.
+    pub acceptance: AcceptanceSection,
+    /// Draft the next tokens while the current ones are verified (PEARL) instead of after.
+    #[serde(default)]
+    pub overlap: bool,
 }
 
 /// A pool's prefix cache.

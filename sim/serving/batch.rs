@@ -242,7 +242,7 @@ impl VllmV1 {
                 index += 1;
                 continue;
             }
-            let tokens = sequence.pending_tokens().min(budget);
+            let tokens = sequence.step_tokens(budget);
             if !reserve_blocks(state, index, tokens, recorder, &mut self.preempted_this_iteration) {
                 break; // the sequence itself was preempted: nothing later can run either
             }
@@ -330,7 +330,7 @@ pub(super) fn resume_swapped(
         if !scope.takes(front) {
             break;
         }
-        let tokens = front.pending_tokens().min(*budget);
+        let tokens = front.step_tokens(*budget);
         let growth = state.kv.blocks_for(front.computed_tokens + tokens).saturating_sub(front.swapped_blocks);
         if front.swapped_blocks + growth > state.kv.free_blocks() {
             break;
@@ -414,6 +414,7 @@ pub(super) fn add_to_batch(
     let completes = sequence.computed_tokens + tokens == sequence.context_tokens;
     match sequence.step_kind(tokens) {
         super::StepKind::Decode => batch.add_decode(sequence.context_tokens),
+        super::StepKind::Verify => batch.add_verify(sequence.computed_tokens, tokens),
         super::StepKind::Prefill => batch.add_prefill_chunk(sequence.computed_tokens, tokens, completes),
     }
     sequence.in_flight = true;

@@ -90,6 +90,8 @@ pub struct ReplicaStats {
     pub prefix_evictions: u64,
     /// Host-tier traffic (zero without offload).
     pub tiers: super::TierStats,
+    /// Speculative decoding (zero without it).
+    pub speculation: super::SpeculationStats,
 }
 
 impl ReplicaStats {
@@ -311,7 +313,8 @@ pub fn account(
     r.busy_energy_j += power * device_seconds;
     r.compute_utilization_s += cost.compute_utilization * device_seconds * share;
     r.memory_utilization_s += cost.memory_utilization * device_seconds * share;
-    stats.prefill_tokens += batch.prefill_tokens;
-    stats.decode_tokens += batch.decode_tokens;
+    // Verified tokens are decode work, computed as short chunks.
+    stats.prefill_tokens += batch.prefill_tokens - batch.verify_tokens;
+    stats.decode_tokens += batch.decode_tokens + batch.verify_tokens;
     power
 }

@@ -294,6 +294,16 @@ impl KvManager {
         }
     }
 
+    /// Returns the blocks `sequence` holds beyond its computed tokens (speculative tokens the
+    /// verification rejected: their KV is rolled back).
+    pub fn trim(&mut self, sequence: &mut Sequence) {
+        let needed = self.pool.blocks_for(sequence.computed_tokens);
+        let held = sequence.kv_blocks + sequence.shared_blocks;
+        let surplus = held.saturating_sub(needed).min(sequence.kv_blocks);
+        self.pool.release(surplus);
+        sequence.kv_blocks -= surplus;
+    }
+
     /// Offers the prompt blocks `sequence` has finished computing to the prefix cache.
     pub fn on_computed(&mut self, sequence: &mut Sequence) {
         let Some(cache) = &mut self.cache else { return };

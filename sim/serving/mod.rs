@@ -8,6 +8,7 @@
 //! module does not wire components together (that is `cluster`) nor aggregate metrics (that
 //! is `metrics`); it reports per-request milestones to a [`crate::records::Recorder`].
 
+mod acceptance;
 mod batch;
 mod controller;
 mod executor;
@@ -22,7 +23,9 @@ mod prefix_router;
 mod replica;
 mod router;
 mod sequence;
+mod speculation;
 
+pub use acceptance::{Acceptance, AcceptanceModel, TreeShape};
 pub use batch::{BatchPolicy, SchedulerConfig, SchedulerState, Scope, VllmV1, Waiting};
 pub use controller::{RoleController, SwitchPolicy};
 pub use executor::{
@@ -44,5 +47,6 @@ pub use router::{
     LeastKvLoad, LeastOutstandingTokens, PowerOfTwo, RequestSource, RoundRobin, RoutePolicy, RouteTarget, Router, Stage,
 };
 pub use sequence::{Lifecycle, Sequence, StepKind};
+pub use speculation::{DraftCost, SpeculationStats, Speculator};
 
 pub use crate::records::RequestSpec;

@@ -95,11 +95,13 @@ fn decode_step(
             index += 1;
             continue;
         }
-        if !reserve_blocks(state, index, 1, recorder, &mut preempted) {
+        // One token, or the last one and its drafts when the pool speculates.
+        let tokens = sequence.step_tokens(u64::MAX);
+        if !reserve_blocks(state, index, tokens, recorder, &mut preempted) {
             // It was retracted itself: `index` now names the next sequence.
             continue;
         }
-        add_to_batch(state, &mut batch, members, slot, 1, now, recorder);
+        add_to_batch(state, &mut batch, members, slot, tokens, now, recorder);
         index += 1;
     }
     batch

@@ -20,6 +20,7 @@ use super::executor::{account, Executor, IterationRecord, ReplicaHardware, Repli
 use super::messages::{
     Msg, ReplicaGauge, RequestIndex, RoleSwitch, ServingContext, ServingState, Streaming, TransferOrder,
 };
+use super::speculation::Speculator;
 use super::{Lifecycle, Sequence};
 use crate::engine::{Component, ComponentId, SimTime};
 use crate::records::RejectReason;
@@ -112,6 +113,8 @@ pub struct ReplicaSetup {
     pub handoff: Option<Handoff>,
     /// Semi-PD share adaptation.
     pub share_control: Option<ShareControl>,
+    /// Speculative decoding, when the pool speculates.
+    pub speculator: Option<Speculator>,
 }
 
 /// A serving replica.
@@ -136,6 +139,9 @@ pub struct Replica {
     share_control: Option<ShareControl>,
     window_ttft: (f64, u64),
     window_decode: (f64, u64),
+    speculator: Option<Speculator>,
+    /// Per worker: the energy and tokens of the batch in flight (for wasted-work shares).
+    batch_energy: Vec<(f64, f64, u64)>,
 }
 
 impl Replica {
@@ -148,7 +154,6 @@ impl Replica {
             role_since: SimTime::ZERO,
             state: setup.state,
             policy: setup.policy,
-            workers: setup.workers,
             hardware: setup.hardware,
             stats: ReplicaStats::default(),
             outstanding_tokens: 0,
@@ -162,6 +167,9 @@ impl Replica {
             share_control: setup.share_control,
             window_ttft: (0.0, 0),
             window_decode: (0.0, 0),
+            batch_energy: vec![(0.0, 0.0, 0); setup.workers.len()],
+            speculator: setup.speculator,
+            workers: setup.workers,
         }
     }
 
@@ -192,7 +200,16 @@ impl Replica {
         (stats.prompt_tokens_admitted, stats.prefix_hit_tokens) = self.state.prefix_counts;
         stats.prefix_evictions = self.state.kv.prefix_cache().map_or(0, |c| c.stats().evictions);
         stats.tiers = self.state.kv.tiers().map(|t| t.stats()).unwrap_or_default();
+        stats.speculation = self.speculator.as_ref().map(Speculator::stats).unwrap_or_default();
         stats
+    }
+
+    /// Gives a new sequence its draft length when the replica speculates.
+    fn speculate(&self, sequence: &mut Sequence) {
+        if let Some(speculator) = &self.speculator {
+            sequence.draft_tokens = speculator.initial_draft_tokens();
+            sequence.draft_width = speculator.tree_width();
+        }
     }
 
     /// Requests waiting or running, held for transfer or awaiting KV.
@@ -287,6 +304,19 @@ impl Replica {
         let mut shape = self.policy.form_batch(&mut self.state, scope, now, &mut state.recorder, &mut members);
         // Swaps and prefix loads the batch needed happen before it computes.
         shape.host_transfer_s += self.state.kv.take_transfer_s();
+        if let (Some(speculator), true) = (&mut self.speculator, shape.verifications > 0) {
+            let width = speculator.tree_width();
+            let drafts: Vec<(u64, u64)> = members
+                .iter()
+                .filter_map(|&(slot, tokens)| {
+                    let sequence = self.state.sequence(slot);
+                    (sequence.step_kind(tokens) == super::StepKind::Verify)
+                        .then(|| (sequence.context_tokens, (tokens - 1) / width))
+                })
+                .collect();
+            shape.draft_s = speculator.draft_seconds(&drafts);
+            shape.draft_overlapped = speculator.overlapped();
+        }
         // Prompt tokens found cached are work this replica will never do.
         let credit = std::mem::take(&mut self.state.prefix_hit_credit);
         self.outstanding_tokens -= credit;
@@ -326,6 +356,11 @@ impl Replica {
         let share = worker.executor.compute_share();
         let (cost, started) = worker.executor.start(now, &shape, members, other_bandwidth);
         let power = account(&mut self.stats, self.role, &self.hardware, share, &shape, &cost);
+        if shape.verifications > 0 {
+            let seconds = cost.duration_ns as f64 * 1e-9;
+            let devices = f64::from(self.hardware.devices_per_stage * self.hardware.stages);
+            self.batch_energy[w] = (seconds, power * seconds * devices, shape.total_tokens());
+        }
         if w == 1 {
             self.window_decode.0 += cost.duration_ns as f64 * 1e-9;
             self.window_decode.1 += 1;
@@ -388,6 +423,7 @@ impl Replica {
         if self.state.kv.prefix_cache().is_some() {
             sequence.prefix = spec.prefix;
         }
+        self.speculate(&mut sequence);
         self.state.waiting.push(Waiting(sequence));
         self.request_wake(ctx);
     }
@@ -399,12 +435,33 @@ impl Replica {
         let mut members = batch.members;
         let state: &mut ServingState = ctx.shared;
         let mut handoffs = Vec::new();
+        let verifications = match &self.speculator {
+            Some(_) => members
+                .iter()
+                .filter(|&&(slot, tokens)| self.state.sequence(slot).step_kind(tokens) == super::StepKind::Verify)
+                .count() as u64,
+            None => 0,
+        };
+        let mut rejected_tokens = 0;
         for &(slot, tokens) in &members {
             let sequence = self.state.slots[slot].as_mut().expect("in-flight sequences stay in their slot");
             let fresh = tokens.min(sequence.fresh_prompt_tokens);
             self.outstanding_tokens -= fresh;
             self.outstanding_prompt_tokens -= fresh;
-            let emitted = sequence.advance(tokens);
+            let emitted = match &mut self.speculator {
+                Some(speculator) if sequence.step_kind(tokens) == super::StepKind::Verify => {
+                    let depth = (tokens - 1) / sequence.draft_width.max(1);
+                    let (accepted, rejected) = speculator.verify(sequence.request, depth, verifications);
+                    rejected_tokens += rejected;
+                    let produced = sequence.advance_verified(tokens, accepted);
+                    speculator.produced(u64::from(produced));
+                    sequence.draft_tokens = speculator.next_draft_tokens(depth, accepted);
+                    // The rejected drafts' KV is rolled back.
+                    self.state.kv.trim(sequence);
+                    produced
+                }
+                _ => sequence.advance(tokens),
+            };
             self.state.kv.on_computed(sequence);
             for _ in 0..emitted {
                 self.outstanding_tokens -= 1;
@@ -418,6 +475,9 @@ impl Replica {
                 self.state.kv.free(sequence);
                 sequence.lifecycle = Lifecycle::Done;
                 finished_any = true;
+                if let Some(speculator) = &mut self.speculator {
+                    speculator.finish(sequence.request);
+                }
             } else if emitted > 0 && self.role == Role::Prefill && self.handoff.is_some() {
                 // Its remaining output was never counted here: the decode replica counts it.
                 sequence.lifecycle = Lifecycle::Transferring;
@@ -426,6 +486,10 @@ impl Replica {
             }
         }
         self.workers[w].executor.return_members(std::mem::take(&mut members));
+        if let (Some(speculator), true) = (&mut self.speculator, verifications > 0) {
+            let (seconds, energy_j, batch_tokens) = std::mem::take(&mut self.batch_energy[w]);
+            speculator.step_done(seconds, energy_j, batch_tokens, rejected_tokens);
+        }
         if finished_any {
             let slots = &mut self.state.slots;
             let mut done = Vec::new();
@@ -544,6 +608,7 @@ impl Replica {
             sequence.fresh_prompt_tokens = 0;
             sequence.remaining_output = output - 1;
             sequence.kv_blocks = reserved;
+            self.speculate(&mut sequence);
             self.incoming.insert(pending.request, sequence);
             ctx.shared.transfers.decode_wait_s.push((now - pending.since) as f64 * 1e-9);
             ctx.send(

@@ -31,6 +31,8 @@ pub enum StepKind {
     Prefill,
     /// One new token after the last.
     Decode,
+    /// The last token plus drafted ones, verified together (speculative decoding).
+    Verify,
 }
 
 /// One request on one replica.
@@ -64,6 +66,10 @@ pub struct Sequence {
     pub shared_blocks: u64,
     /// KV blocks swapped out to host memory (0 unless swapped).
     pub swapped_blocks: u64,
+    /// Positions to draft for its next verification (0: the pool does not speculate).
+    pub draft_tokens: u64,
+    /// Candidates drafted per position (tree drafts; 1: a chain).
+    pub draft_width: u64,
 }
 
 impl Sequence {
@@ -84,6 +90,8 @@ impl Sequence {
             cached_entries: 0,
             shared_blocks: 0,
             swapped_blocks: 0,
+            draft_tokens: 0,
+            draft_width: 1,
         }
     }
 
@@ -92,13 +100,45 @@ impl Sequence {
         self.context_tokens - self.computed_tokens
     }
 
-    /// What a step of `tokens` computes: a decode step is one token after a cached context.
+    /// What a step of `tokens` computes: a decode step is one token after a cached context;
+    /// more than one then is a verification of drafted tokens.
     pub fn step_kind(&self, tokens: u64) -> StepKind {
-        if tokens == 1 && self.pending_tokens() == 1 && self.computed_tokens > 0 {
-            StepKind::Decode
+        if self.pending_tokens() == 1 && self.computed_tokens > 0 {
+            if tokens == 1 {
+                StepKind::Decode
+            } else {
+                StepKind::Verify
+            }
         } else {
             StepKind::Prefill
         }
+    }
+
+    /// Tokens its next step computes within `budget`: the pending ones, or when decoding the
+    /// last token plus the tokens to draft (never drafting past the requested output).
+    pub fn step_tokens(&self, budget: u64) -> u64 {
+        let pending = self.pending_tokens();
+        if self.draft_tokens > 0 && pending == 1 && self.computed_tokens > 0 && budget > 0 {
+            let width = self.draft_width.max(1);
+            let positions = self.draft_tokens.min(self.remaining_output.saturating_sub(1)).min((budget - 1) / width);
+            1 + positions * width
+        } else {
+            pending.min(budget)
+        }
+    }
+
+    /// Records a verification of `tokens` (the last token and `tokens − 1` drafts) in which
+    /// `accepted` drafts were accepted; returns the tokens it produced (accepted + 1: the
+    /// target's own token after the last accepted one). Rejected drafts leave no KV (the
+    /// caller trims it).
+    pub fn advance_verified(&mut self, tokens: u64, accepted: u64) -> u32 {
+        debug_assert!(accepted < tokens, "at most the drafted tokens are accepted");
+        let produced = (accepted + 1).min(self.remaining_output);
+        self.in_flight = false;
+        self.computed_tokens += produced;
+        self.context_tokens += produced;
+        self.remaining_output -= produced;
+        produced as u32
     }
 
     /// Whether the next step is a decode step.
