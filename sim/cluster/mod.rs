@@ -190,7 +190,10 @@ pub fn replica_speculator(pool: &PoolPlan, placement: &ReplicaPlacement, seed: u
         }
     };
     let acceptance = Acceptance::new(plan.acceptance.clone(), plan.tree_width as u32, plan.batch_exponent, seed);
-    Some(Speculator::new(plan.draft_tokens, plan.tree_width, plan.adaptive, plan.overlap, acceptance, draft_cost))
+    Some(
+        Speculator::new(plan.draft_tokens, plan.tree_width, plan.adaptive, plan.overlap, acceptance, draft_cost)
+            .padded(plan.padded),
+    )
 }
 
 /// The batch policy of an engine's scheduler.

@@ -148,6 +148,8 @@ pub struct SpeculationSummary {
     pub rejected_tokens: u64,
     /// Energy of the rejected tokens' share of the verifying steps, J.
     pub wasted_energy_j: f64,
+    /// Tokens verified only to pad batches to their longest draft (`batching: padded`).
+    pub padding_tokens: u64,
 }
 
 /// One pool's devices.
@@ -393,6 +395,7 @@ impl Summary {
                 s.draft_s += t.draft_s;
                 s.verify_step_s += t.verify_step_s;
                 s.wasted_energy_j += t.wasted_energy_j;
+                s.padding_tokens += t.padding_tokens;
                 produced += t.produced_tokens;
             }
             s.acceptance_rate = (s.drafted_tokens > 0).then(|| s.accepted_tokens as f64 / s.drafted_tokens as f64);

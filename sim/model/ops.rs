@@ -167,6 +167,17 @@ impl BatchShape {
         self.verify_tokens += tokens;
     }
 
+    /// Adds `tokens` positions of padding to a verification after `context_tokens`: computed
+    /// and sampled, then thrown away.
+    pub fn add_verify_padding(&mut self, context_tokens: u64, tokens: u64) {
+        let q = tokens as f64;
+        self.prefill_tokens += tokens;
+        self.prefill_attention_pairs += q * context_tokens as f64 + q * (q + 1.0) / 2.0;
+        self.prefill_kv_tokens += tokens;
+        self.sampled_tokens += tokens;
+        self.verify_tokens += tokens;
+    }
+
     /// Adds one decode token attending to `context_tokens` (including itself).
     pub fn add_decode(&mut self, context_tokens: u64) {
         self.decode_tokens += 1;

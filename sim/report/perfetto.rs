@@ -58,6 +58,8 @@ impl TraceWindow {
 
 /// Thread ids of a semi-PD replica's decode-worker tracks start here.
 const DECODE_WORKER_TID: usize = 1_000_000;
+/// Track of a replica's drafting (speculative decoding).
+const DRAFT_TID: usize = 200_000;
 
 fn us(seconds: f64) -> f64 {
     (seconds * 1e6 * 1000.0).round() / 1000.0
@@ -89,6 +91,7 @@ pub fn write_trace(path: &Path, scenario: &Scenario, run: &RunOutput, window: Tr
         }
         events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "requests"}}));
     }
+    let mut drafted = std::collections::BTreeSet::new();
     for record in run.timeline.iter().flatten() {
         let (start, done) = (record.start.as_secs_f64(), record.done.as_secs_f64());
         if !window.overlaps(start, done) {
@@ -106,14 +109,35 @@ pub fn write_trace(path: &Path, scenario: &Scenario, run: &RunOutput, window: Tr
             "decode_tokens": record.decode_tokens, "kv_blocks_used": record.kv_used_blocks, "waiting": record.waiting,
             "role": record.role.name()});
         let worker_tid = if record.worker > 0 { DECODE_WORKER_TID } else { 0 };
+        // Drafting has a track of its own; serial drafting comes before the verification,
+        // overlapped drafting runs beside it.
+        let draft_s = record.draft_ns as f64 * 1e-9;
+        let (name, verify_start) = match (record.draft_ns, record.draft_overlapped) {
+            (0, _) => ("batch", start),
+            (_, true) => ("verify", start),
+            (_, false) => ("verify", start + draft_s),
+        };
+        if record.draft_ns > 0 {
+            if drafted.insert(pid) {
+                let device = match pool.speculation.as_ref().map(|s| &s.drafter) {
+                    Some(crate::scenario::Drafter::Model { device: Some(device), .. }) => device.name.clone(),
+                    _ => pool.device.name.clone(),
+                };
+                events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": DRAFT_TID,
+                    "args": {"name": format!("draft ({device})")}}));
+            }
+            events.push(json!({"name": "draft", "cat": "speculation", "ph": "X", "pid": pid, "tid": DRAFT_TID,
+                "ts": us(start), "dur": us(draft_s), "args": {"sequences": record.sequences}}));
+        }
+        let stage_s = (stage_s - (verify_start - start)).max(0.0);
         for (position, &device) in placement.devices.iter().enumerate() {
             let stage = position as u64 / pool.parallelism.tensor;
-            let stage_start = start + stage as f64 * (stage_s + gap);
-            events.push(json!({"name": "batch", "cat": "batch", "ph": "X", "pid": pid, "tid": worker_tid + device + 1,
+            let stage_start = verify_start + stage as f64 * (stage_s + gap);
+            events.push(json!({"name": name, "cat": "batch", "ph": "X", "pid": pid, "tid": worker_tid + device + 1,
                 "ts": us(stage_start), "dur": us(stage_s), "args": args}));
         }
         for boundary in 1..stages {
-            let from = start + (boundary - 1) as f64 * (stage_s + gap) + stage_s;
+            let from = verify_start + (boundary - 1) as f64 * (stage_s + gap) + stage_s;
             events.push(
                 json!({"name": "activations", "cat": "transfer", "ph": "X", "pid": pid, "tid": 100_000 + boundary,
                 "ts": us(from), "dur": us(gap), "args": {"tokens": record.prefill_tokens + record.decode_tokens}}),

@@ -429,6 +429,23 @@ pub struct SpeculationSection {
     /// Draft the next tokens while the current ones are verified (PEARL) instead of after.
     #[serde(default)]
     pub overlap: bool,
+    /// How a batch verifies drafts of different lengths: `ragged` (each its own, default) or
+    /// `padded` (every sequence to the batch's longest draft, as batched speculation without
+    /// ragged kernels does).
+    #[serde(default)]
+    pub batching: SpeculativeBatching,
+}
+
+/// How a batch verifies drafts of different lengths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeculativeBatching {
+    /// Each sequence verifies its own draft.
+    #[default]
+    Ragged,
+    /// Every sequence verifies as many positions as the batch's longest draft; the padding
+    /// is computed and thrown away.
+    Padded,
 }
 
 /// A pool's prefix cache.

@@ -74,6 +74,8 @@ pub struct SpeculationPlan {
     pub batch_exponent: f64,
     /// Whether drafting overlaps verification (PEARL).
     pub overlap: bool,
+    /// Whether a batch pads every verification to its longest draft.
+    pub padded: bool,
 }
 
 /// Validates `section` of a pool serving `target` at `target_precision` with `parallelism`
@@ -243,6 +245,7 @@ pub(super) fn speculation_plan(
         acceptance,
         batch_exponent,
         overlap: section.overlap,
+        padded: section.batching == super::schema::SpeculativeBatching::Padded,
     })
 }
 

@@ -141,7 +141,7 @@ pub struct Replica {
     window_decode: (f64, u64),
     speculator: Option<Speculator>,
     /// Per worker: the energy and tokens of the batch in flight (for wasted-work shares).
-    batch_energy: Vec<(f64, f64, u64)>,
+    batch_energy: Vec<(f64, f64, u64, u64)>,
 }
 
 impl Replica {
@@ -167,7 +167,7 @@ impl Replica {
             share_control: setup.share_control,
             window_ttft: (0.0, 0),
             window_decode: (0.0, 0),
-            batch_energy: vec![(0.0, 0.0, 0); setup.workers.len()],
+            batch_energy: vec![(0.0, 0.0, 0, 0); setup.workers.len()],
             speculator: setup.speculator,
             workers: setup.workers,
         }
@@ -316,6 +316,8 @@ impl Replica {
                 .collect();
             shape.draft_s = speculator.draft_seconds(&drafts);
             shape.draft_overlapped = speculator.overlapped();
+            let padding = speculator.pad(&mut shape, &drafts);
+            self.batch_energy[w].3 = padding;
         }
         // Prompt tokens found cached are work this replica will never do.
         let credit = std::mem::take(&mut self.state.prefix_hit_credit);
@@ -359,7 +361,8 @@ impl Replica {
         if shape.verifications > 0 {
             let seconds = cost.duration_ns as f64 * 1e-9;
             let devices = f64::from(self.hardware.devices_per_stage * self.hardware.stages);
-            self.batch_energy[w] = (seconds, power * seconds * devices, shape.total_tokens());
+            let padding = self.batch_energy[w].3;
+            self.batch_energy[w] = (seconds, power * seconds * devices, shape.total_tokens(), padding);
         }
         if w == 1 {
             self.window_decode.0 += cost.duration_ns as f64 * 1e-9;
@@ -374,11 +377,14 @@ impl Replica {
                 stage_ns: cost.duration_ns,
                 done: started.done,
                 sequences,
-                prefill_tokens: shape.prefill_tokens as u32,
-                decode_tokens: shape.decode_tokens as u32,
+                // Verified tokens are decode work, computed as short chunks.
+                prefill_tokens: (shape.prefill_tokens - shape.verify_tokens) as u32,
+                decode_tokens: (shape.decode_tokens + shape.verify_tokens) as u32,
                 kv_used_blocks: self.state.kv.used_blocks(),
                 waiting: self.state.waiting.len() as u32,
                 power_w: power,
+                draft_ns: crate::engine::secs_to_nanos(shape.draft_s),
+                draft_overlapped: shape.draft_overlapped,
             });
         }
         ctx.schedule_at(started.done, Msg::BatchDone(w as u8));
@@ -487,8 +493,8 @@ impl Replica {
         }
         self.workers[w].executor.return_members(std::mem::take(&mut members));
         if let (Some(speculator), true) = (&mut self.speculator, verifications > 0) {
-            let (seconds, energy_j, batch_tokens) = std::mem::take(&mut self.batch_energy[w]);
-            speculator.step_done(seconds, energy_j, batch_tokens, rejected_tokens);
+            let (seconds, energy_j, batch_tokens, padding) = std::mem::take(&mut self.batch_energy[w]);
+            speculator.step_done(seconds, energy_j, batch_tokens, rejected_tokens + padding);
         }
         if finished_any {
             let slots = &mut self.state.slots;

@@ -51,6 +51,8 @@ pub struct SpeculationStats {
     pub verify_step_s: f64,
     /// Energy of the rejected tokens' share of those steps, J.
     pub wasted_energy_j: f64,
+    /// Tokens verified only to pad a batch to its longest draft (counted in `rejected_tokens`).
+    pub padding_tokens: u64,
 }
 
 /// A replica's speculation.
@@ -59,6 +61,7 @@ pub struct Speculator {
     adaptive: bool,
     tree_width: u64,
     overlap: bool,
+    padded: bool,
     acceptance: Acceptance,
     draft_cost: DraftCost,
     stats: SpeculationStats,
@@ -81,10 +84,37 @@ impl Speculator {
             adaptive,
             tree_width: tree_width.max(1),
             overlap,
+            padded: false,
             acceptance,
             draft_cost,
             stats: SpeculationStats::default(),
         }
+    }
+
+    /// The same, padding every verification of a batch to its longest draft.
+    pub fn padded(mut self, padded: bool) -> Self {
+        self.padded = padded;
+        self
+    }
+
+    /// Adds to `shape` the padding of verifications of `(context tokens, drafted
+    /// positions)` to the longest (nothing when ragged); returns the padded tokens.
+    pub fn pad(&mut self, shape: &mut BatchShape, drafts: &[(u64, u64)]) -> u64 {
+        if !self.padded {
+            return 0;
+        }
+        let deepest = drafts.iter().map(|&(_, depth)| depth).max().unwrap_or(0);
+        let mut padding = 0;
+        for &(context, depth) in drafts {
+            let extra = (deepest - depth) * self.tree_width;
+            if extra > 0 {
+                shape.add_verify_padding(context + depth * self.tree_width, extra);
+                padding += extra;
+            }
+        }
+        self.stats.rejected_tokens += padding;
+        self.stats.padding_tokens += padding;
+        padding
     }
 
     /// Draft length of a new sequence.
