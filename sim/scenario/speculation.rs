@@ -175,6 +175,12 @@ pub(super) fn speculation_plan(
                 Some(name) => Some(catalog.device(name, source, &format!("{draft_field}.device"))?),
                 None => None,
             };
+            if own_device.is_some() && draft_tp != 1 {
+                return Err(source.error(
+                    &format!("{draft_field}.tensor_parallel"),
+                    format!("a draft on a device of its own runs on that one device: tensor_parallel must be 1, found {draft_tp}"),
+                ));
+            }
             if own_device.is_none() && draft_tp != 1 && draft_tp != parallelism.tensor {
                 return Err(source.error(
                     &format!("{draft_field}.tensor_parallel"),
