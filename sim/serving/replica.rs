@@ -306,16 +306,22 @@ impl Replica {
         shape.host_transfer_s += self.state.kv.take_transfer_s();
         if let (Some(speculator), true) = (&mut self.speculator, shape.verifications > 0) {
             let width = speculator.tree_width();
-            let drafts: Vec<(u64, u64)> = members
-                .iter()
-                .filter_map(|&(slot, tokens)| {
-                    let sequence = self.state.sequence(slot);
-                    (sequence.step_kind(tokens) == super::StepKind::Verify)
-                        .then(|| (sequence.context_tokens, (tokens - 1) / width))
-                })
-                .collect();
-            shape.draft_s = speculator.draft_seconds(&drafts);
-            shape.draft_overlapped = speculator.overlapped();
+            // Overlapped (PEARL), a sequence whose last verification accepted its whole draft
+            // was drafted for beside that step; any other drafts before this one.
+            let (mut serial, mut beside) = (Vec::new(), Vec::new());
+            for &(slot, tokens) in &members {
+                let sequence = self.state.sequence(slot);
+                if sequence.step_kind(tokens) == super::StepKind::Verify {
+                    let draft = (sequence.context_tokens, (tokens - 1) / width);
+                    if speculator.overlapped() && sequence.predrafted {
+                        beside.push(draft);
+                    } else {
+                        serial.push(draft);
+                    }
+                }
+            }
+            shape.draft_s = speculator.draft_seconds(&serial);
+            shape.draft_overlap_s = speculator.draft_seconds(&beside);
         }
         // Prompt tokens found cached are work this replica will never do.
         let credit = std::mem::take(&mut self.state.prefix_hit_credit);
@@ -456,6 +462,8 @@ impl Replica {
                     let produced = sequence.advance_verified(tokens, accepted);
                     speculator.produced(u64::from(produced));
                     sequence.draft_tokens = speculator.next_draft_tokens(depth, accepted);
+                    // Drafts made beside this step assumed every drafted token accepted.
+                    sequence.predrafted = speculator.overlapped() && accepted == depth;
                     // The rejected drafts' KV is rolled back.
                     self.state.kv.trim(sequence);
                     produced
