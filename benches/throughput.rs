@@ -120,4 +120,38 @@ fn main() {
         walls["benches/scenarios/dgx4-llama2-70b-2p2d.yaml"]
             / walls["benches/scenarios/dgx4-llama2-70b-colocated.yaml"]
     );
+    speculation_benchmark(root);
+}
+
+/// scenarios/specdec-eagle-8b.yaml scaled to 20,000 requests, with and without its
+/// `speculation:` block (issue 11: a speculative scenario simulates in at most 2× the wall
+/// time of the same scenario without speculation).
+fn speculation_benchmark(root: &Path) {
+    let text = std::fs::read_to_string(root.join("scenarios/specdec-eagle-8b.yaml")).expect("scenario");
+    let text = text.replacen("requests: 300", "requests: 20000", 1).replacen("rate_per_s: 1000", "rate_per_s: 60", 1);
+    let mut plain = String::new();
+    let mut skipping = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if skipping.is_some_and(|block| indent > block) {
+            continue;
+        }
+        skipping = line.trim_start().starts_with("speculation:").then_some(indent);
+        if skipping.is_none() {
+            plain.push_str(line);
+            plain.push('\n');
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("servesim-bench-spec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut walls = Vec::new();
+    for (label, body) in [("with speculation", &text), ("without speculation", &plain)] {
+        let path = dir.join(format!("{}.yaml", label.replace(' ', "-")));
+        std::fs::write(&path, body).expect("scenario written");
+        let (line, wall) = scenario_benchmark(&path);
+        println!("specdec-eagle-8b x20,000 requests {label}: {line}");
+        walls.push(wall);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("speculative vs plain wall time: {:.2}× (issue bound 2×)", walls[0] / walls[1]);
 }

@@ -297,7 +297,7 @@ impl CostModel for RooflineCostModel {
         // KV moved over the host link blocks the step (vLLM swaps before the forward pass).
         let step_s = self.host.combine(device_s, self.host.host_s(sequences)) + batch.host_transfer_s;
         // Drafting precedes verification, or runs beside it and binds only when slower.
-        let seconds = if batch.draft_overlapped { step_s.max(batch.draft_s) } else { step_s + batch.draft_s };
+        let seconds = step_s.max(batch.draft_overlap_s) + batch.draft_s;
         let duration_ns = secs_to_nanos(seconds).max(1);
         let duration_s = duration_ns as f64 * 1e-9;
         let transfer_ns = if self.pipeline_parallel > 1 {

@@ -140,10 +140,11 @@ pub struct BatchShape {
     pub verifications: u64,
     /// Tokens of those verifications (included in `prefill_tokens`).
     pub verify_tokens: u64,
-    /// Seconds of drafting the step's verifications waited for (or, overlapped, ran beside).
+    /// Seconds of drafting the step's verifications waited for (drafted before it).
     pub draft_s: f64,
-    /// Whether drafting runs beside the step (PEARL) rather than before it.
-    pub draft_overlapped: bool,
+    /// Seconds of drafting that ran beside the step (PEARL's post-verify drafts), binding
+    /// only when longer than the step.
+    pub draft_overlap_s: f64,
 }
 
 impl BatchShape {

@@ -109,15 +109,12 @@ pub fn write_trace(path: &Path, scenario: &Scenario, run: &RunOutput, window: Tr
             "decode_tokens": record.decode_tokens, "kv_blocks_used": record.kv_used_blocks, "waiting": record.waiting,
             "role": record.role.name()});
         let worker_tid = if record.worker > 0 { DECODE_WORKER_TID } else { 0 };
-        // Drafting has a track of its own; serial drafting comes before the verification,
-        // overlapped drafting runs beside it.
-        let draft_s = record.draft_ns as f64 * 1e-9;
-        let (name, verify_start) = match (record.draft_ns, record.draft_overlapped) {
-            (0, _) => ("batch", start),
-            (_, true) => ("verify", start),
-            (_, false) => ("verify", start + draft_s),
-        };
-        if record.draft_ns > 0 {
+        // Drafting has a track of its own: drafts the batch waited for come before the
+        // verification, overlapped ones (PEARL) run beside it.
+        let (draft_s, beside_s) = (record.draft_ns as f64 * 1e-9, record.draft_beside_ns as f64 * 1e-9);
+        let speculating = record.draft_ns + record.draft_beside_ns > 0;
+        let (name, verify_start) = if speculating { ("verify", start + draft_s) } else { ("batch", start) };
+        if speculating {
             if drafted.insert(pid) {
                 let device = match pool.speculation.as_ref().map(|s| &s.drafter) {
                     Some(crate::scenario::Drafter::Model { device: Some(device), .. }) => device.name.clone(),
@@ -126,8 +123,12 @@ pub fn write_trace(path: &Path, scenario: &Scenario, run: &RunOutput, window: Tr
                 events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": DRAFT_TID,
                     "args": {"name": format!("draft ({device})")}}));
             }
-            events.push(json!({"name": "draft", "cat": "speculation", "ph": "X", "pid": pid, "tid": DRAFT_TID,
-                "ts": us(start), "dur": us(draft_s), "args": {"sequences": record.sequences}}));
+            for (slice, from, seconds) in [("draft", start, draft_s), ("draft ahead", verify_start, beside_s)] {
+                if seconds > 0.0 {
+                    events.push(json!({"name": slice, "cat": "speculation", "ph": "X", "pid": pid, "tid": DRAFT_TID,
+                        "ts": us(from), "dur": us(seconds), "args": {"sequences": record.sequences}}));
+                }
+            }
         }
         let stage_s = (stage_s - (verify_start - start)).max(0.0);
         for (position, &device) in placement.devices.iter().enumerate() {

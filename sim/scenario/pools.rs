@@ -365,6 +365,7 @@ pub(super) fn resolve_pool(
             parallelism,
             &device,
             &mut memory,
+            scheduler.max_num_seqs * scheduler.max_model_len,
             catalog,
             source,
             &format!("{field}.speculation"),

@@ -427,6 +427,8 @@ pub struct SpeculationSection {
     /// Acceptance of drafted tokens.
     pub acceptance: AcceptanceSection,
     /// Draft the next tokens while the current ones are verified (PEARL) instead of after.
+    /// Those drafts assume the whole current draft is accepted: after a rejection they are
+    /// void, and the sequence's next draft is made serially, after the verdict.
     #[serde(default)]
     pub overlap: bool,
     /// How a batch verifies drafts of different lengths: `ragged` (each its own, default) or

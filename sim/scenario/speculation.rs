@@ -79,7 +79,8 @@ pub struct SpeculationPlan {
 }
 
 /// Validates `section` of a pool serving `target` at `target_precision` with `parallelism`
-/// on `device`, and takes the draft's memory out of `memory`.
+/// on `device`, whose replicas run at most `running_tokens` tokens of sequences at once
+/// (max_num_seqs × max_model_len), and takes the draft's memory out of `memory`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn speculation_plan(
     section: &SpeculationSection,
@@ -88,6 +89,7 @@ pub(super) fn speculation_plan(
     parallelism: Parallelism,
     device: &DeviceProfile,
     memory: &mut MemoryPlan,
+    running_tokens: u64,
     catalog: &Catalog,
     source: &YamlSource,
     field: &str,
@@ -220,18 +222,20 @@ pub(super) fn speculation_plan(
             };
             match &own_device {
                 Some(own) => {
-                    // Its weights, a runtime reserve, and KV for at least one full sequence.
+                    // Its weights, a runtime reserve, and KV for the tokens the target can
+                    // hold of sequences running at once (the draft only drafts for those).
+                    let draft_tokens_held = memory_tokens(memory).min(running_tokens);
                     let usable = own.memory.capacity_gib.get() * GIB * 0.9;
-                    let needed = weight_bytes + GIB + kv_per_token * memory_tokens(memory) as f64;
+                    let needed = weight_bytes + GIB + kv_per_token * draft_tokens_held as f64;
                     if needed > usable {
                         return Err(source.error(
                             &format!("{draft_field}.device"),
                             format!(
-                                "draft {} does not fit on {}: {:.1} GiB of weights plus KV for the pool's {} cached tokens and a 1 GiB reserve need {:.1} GiB of its {:.1} GiB usable",
+                                "draft {} does not fit on {}: {:.1} GiB of weights plus KV for the {} tokens of the pool's running sequences and a 1 GiB reserve need {:.1} GiB of its {:.1} GiB usable",
                                 model.name,
                                 own.name,
                                 weight_bytes / GIB,
-                                memory_tokens(memory),
+                                draft_tokens_held,
                                 needed / GIB,
                                 usable / GIB
                             ),

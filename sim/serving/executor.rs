@@ -133,10 +133,10 @@ pub struct IterationRecord {
     pub waiting: u32,
     /// Power of each device during the batch, W.
     pub power_w: f64,
-    /// Drafting for the batch's verifications, ns (0 without speculation).
+    /// Drafting the batch's verifications waited for, ns (0 without speculation).
     pub draft_ns: u64,
-    /// Whether drafting ran beside the batch (PEARL) rather than before it.
-    pub draft_overlapped: bool,
+    /// Drafting that ran beside the batch (PEARL), ns.
+    pub draft_beside_ns: u64,
 }
 
 /// Power and device count of a replica.

@@ -306,17 +306,24 @@ impl Replica {
         shape.host_transfer_s += self.state.kv.take_transfer_s();
         if let (Some(speculator), true) = (&mut self.speculator, shape.verifications > 0) {
             let width = speculator.tree_width();
-            let drafts: Vec<(u64, u64)> = members
-                .iter()
-                .filter_map(|&(slot, tokens)| {
-                    let sequence = self.state.sequence(slot);
-                    (sequence.step_kind(tokens) == super::StepKind::Verify)
-                        .then(|| (sequence.context_tokens, (tokens - 1) / width))
-                })
-                .collect();
-            shape.draft_s = speculator.draft_seconds(&drafts);
-            shape.draft_overlapped = speculator.overlapped();
-            let padding = speculator.pad(&mut shape, &drafts);
+            // Overlapped (PEARL), a sequence whose last verification accepted its whole draft
+            // was drafted for beside that step; any other drafts before this one.
+            let (mut serial, mut beside) = (Vec::new(), Vec::new());
+            for &(slot, tokens) in &members {
+                let sequence = self.state.sequence(slot);
+                if sequence.step_kind(tokens) == super::StepKind::Verify {
+                    let draft = (sequence.context_tokens, (tokens - 1) / width);
+                    if speculator.overlapped() && sequence.predrafted {
+                        beside.push(draft);
+                    } else {
+                        serial.push(draft);
+                    }
+                }
+            }
+            shape.draft_s = speculator.draft_seconds(&serial);
+            shape.draft_overlap_s = speculator.draft_seconds(&beside);
+            let all: Vec<(u64, u64)> = serial.iter().chain(&beside).copied().collect();
+            let padding = speculator.pad(&mut shape, &all);
             self.batch_energy[w].3 = padding;
         }
         // Prompt tokens found cached are work this replica will never do.
@@ -384,7 +391,7 @@ impl Replica {
                 waiting: self.state.waiting.len() as u32,
                 power_w: power,
                 draft_ns: crate::engine::secs_to_nanos(shape.draft_s),
-                draft_overlapped: shape.draft_overlapped,
+                draft_beside_ns: crate::engine::secs_to_nanos(shape.draft_overlap_s),
             });
         }
         ctx.schedule_at(started.done, Msg::BatchDone(w as u8));
@@ -462,6 +469,8 @@ impl Replica {
                     let produced = sequence.advance_verified(tokens, accepted);
                     speculator.produced(u64::from(produced));
                     sequence.draft_tokens = speculator.next_draft_tokens(depth, accepted);
+                    // Drafts made beside this step assumed every drafted token accepted.
+                    sequence.predrafted = speculator.overlapped() && accepted == depth;
                     // The rejected drafts' KV is rolled back.
                     self.state.kv.trim(sequence);
                     produced

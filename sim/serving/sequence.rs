@@ -70,6 +70,10 @@ pub struct Sequence {
     pub draft_tokens: u64,
     /// Candidates drafted per position (tree drafts; 1: a chain).
     pub draft_width: u64,
+    /// Overlapped drafting (PEARL): its next draft was made beside its last verification,
+    /// which accepted every drafted token; after a rejection that draft is void and the next
+    /// one is made serially, after the verdict.
+    pub predrafted: bool,
 }
 
 impl Sequence {
@@ -92,6 +96,7 @@ impl Sequence {
             swapped_blocks: 0,
             draft_tokens: 0,
             draft_width: 1,
+            predrafted: false,
         }
     }
 
