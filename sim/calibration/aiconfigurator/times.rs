@@ -275,7 +275,12 @@ impl MeasuredTimes {
         // correction): (L² − P²) / L² of a prompt of length L.
         let full_s = grid.seconds(&[ratio, (sequences * heads.query) as f64, kv_tokens]);
         let prefix = kv_tokens - query_tokens;
-        Some(full_s * (kv_tokens * kv_tokens - prefix * prefix) / (kv_tokens * kv_tokens))
+        let chunk_s = full_s * (kv_tokens * kv_tokens - prefix * prefix) / (kv_tokens * kv_tokens);
+        // A short chunk after a long prefix (a verification of drafted tokens, a small last
+        // chunk) still reads every cached token once: no faster than one decode query per
+        // sequence over the same cache.
+        let read_s = self.decode_seconds(context, sequences, kv_tokens, heads).unwrap_or(0.0);
+        Some(chunk_s.max(read_s))
     }
 
     fn decode_seconds(
