@@ -1329,3 +1329,100 @@ fn a_prefix_cache_larger_than_the_kv_pool_names_the_field_and_both_sizes() {
     let text = with_pool_field(&format!("prefix_cache: {{ capacity_tokens: {pool_tokens} }}"));
     validate(&[&case.scenario(&text)]).assert_success();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Speculative decoding (issue 11)
+// ---------------------------------------------------------------------------------------------
+
+/// The minimal scenario with `speculation` (lines indented under the pool's `speculation:`).
+fn speculating(model: &str, speculation: &str) -> String {
+    let speculation: String = speculation.lines().map(|line| format!("        {line}\n")).collect();
+    let head = replaced(HEAD, "model: llama-3.1-8b", &format!("model: {model}"));
+    format!("{head}      speculation:\n{speculation}{SYNTHETIC}")
+}
+
+#[test]
+fn speculation_minimal_draft_model_scenario_runs() {
+    let case = Case::new();
+    let text = speculating(
+        "llama-3.1-8b",
+        "method: draft_model\nk: 4\ndraft: { model: llama-3.2-1b }\nacceptance: { rate: 0.7 }",
+    );
+    run_text(&case, &text).0.assert_success();
+}
+
+#[test]
+fn speculation_draft_with_another_vocabulary_names_both_vocabularies() {
+    let case = Case::new();
+    // Llama-2-7B's tokenizer has 32000 tokens, Llama-3.2-1B's 128256.
+    let text = speculating(
+        "llama-2-7b",
+        "method: draft_model\nk: 4\ndraft: { model: llama-3.2-1b }\nacceptance: { rate: 0.7 }",
+    );
+    let (outcome, path) = run_text(&case, &text);
+    outcome
+        .assert_error()
+        .at(&path, line_of(&text, "draft:"))
+        .field("deployment.pools[0].speculation.draft.model")
+        .says(&["128256", "32000", "tokenizer"]);
+}
+
+#[test]
+fn speculation_k_zero_and_acceptance_rates_outside_zero_one_name_their_fields() {
+    let case = Case::new();
+    let text = speculating("llama-3.1-8b", "method: ngram\nk: 0\nacceptance: { rate: 0.7 }");
+    let (outcome, path) = run_text(&case, &text);
+    outcome
+        .assert_error()
+        .at(&path, line_of(&text, "k: 0"))
+        .field("deployment.pools[0].speculation.k")
+        .says(&["at least 1"]);
+    for rate in ["1.5", "-0.1", ".nan"] {
+        let text = speculating("llama-3.1-8b", &format!("method: ngram\nk: 4\nacceptance:\n  rate: {rate}"));
+        let (outcome, path) = run_text(&case, &text);
+        outcome
+            .assert_error()
+            .at(&path, line_of(&text, "rate:"))
+            .field("deployment.pools[0].speculation.acceptance.rate")
+            .says(&["[0, 1]"]);
+    }
+}
+
+#[test]
+fn speculation_per_position_list_longer_than_k_names_both_lengths() {
+    let case = Case::new();
+    let text = speculating("llama-3.1-8b", "method: eagle\nk: 2\nacceptance:\n  per_position: [0.8, 0.7, 0.6]");
+    let (outcome, path) = run_text(&case, &text);
+    outcome
+        .assert_error()
+        .at(&path, line_of(&text, "per_position:"))
+        .field("deployment.pools[0].speculation.acceptance.per_position")
+        .says(&["3 rates", "k = 2"]);
+}
+
+#[test]
+fn speculation_draft_that_does_not_fit_its_device_or_beside_the_target_names_the_device() {
+    let case = Case::new();
+    // Llama-3.1-70B (131 GiB of BF16 weights) on an RTX 4070 (12 GiB) of its own.
+    let text = speculating(
+        "llama-3.1-8b",
+        "method: draft_model\nk: 4\ndraft:\n  model: llama-3.1-70b\n  device: rtx-4070\n  link: pcie-gen4-x16\nacceptance: { rate: 0.7 }",
+    );
+    let (outcome, path) = run_text(&case, &text);
+    outcome
+        .assert_error()
+        .at(&path, line_of(&text, "device: rtx-4070"))
+        .field("deployment.pools[0].speculation.draft.device")
+        .says(&["does not fit on rtx-4070"]);
+    // The same draft beside the 8B target on its H100.
+    let text = speculating(
+        "llama-3.1-8b",
+        "method: draft_model\nk: 4\ndraft:\n  model: llama-3.1-70b\nacceptance: { rate: 0.7 }",
+    );
+    let (outcome, path) = run_text(&case, &text);
+    outcome
+        .assert_error()
+        .at(&path, line_of(&text, "model: llama-3.1-70b"))
+        .field("deployment.pools[0].speculation.draft.model")
+        .says(&["no room beside the target on h100-sxm"]);
+}

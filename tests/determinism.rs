@@ -139,3 +139,77 @@ slo: { ttft_s: 1.0, tpot_s: 0.05 }
         }
     }
 }
+
+/// A speculative scenario (a draft model on the pool's devices with adaptive k, tree drafts and
+/// overlap; EAGLE heads with per-request Beta acceptance) gives the same bytes across runs and,
+/// in a search over both, across thread counts.
+#[test]
+fn speculative_decoding_is_identical_across_runs_and_thread_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = "name: spec-base
+seed: 5
+model: llama-3.2-1b
+deployment:
+  router: least_outstanding_tokens
+  pools:
+    - device: l4
+      replicas: 2
+      memory_utilization: 0.3
+      runtime_reserve_gib: 0.5
+      speculation:
+        method: draft_model
+        k: 5
+        adaptive: true
+        tree_width: 2
+        overlap: true
+        draft: { model: llama-3.2-1b }
+        acceptance: { rate: 0.75, batch_exponent: 0.1 }
+workload:
+  synthetic:
+    requests: 150
+    arrival: { gamma: { rate_per_s: 20, cv: 2 } }
+    input_tokens: { lognormal: { mean: 600, cv: 1.2, max: 4000 } }
+    output_tokens: { lognormal: { mean: 120, cv: 1.2, max: 1000 } }
+slo: { ttft_s: 1.0, tpot_s: 0.05 }
+";
+    let scenario = tmp.path().join("base.yaml");
+    fs::write(&scenario, base).unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for dir in [&a, &b] {
+        let status = Command::new(env!("CARGO_BIN_EXE_servesim"))
+            .args(["run", "--quiet"])
+            .arg(&scenario)
+            .arg("--out")
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    for file in ["summary.json", "requests.csv"] {
+        assert_eq!(read(&a, file), read(&b, file), "{file} differs between identical speculative runs");
+    }
+    let summary = String::from_utf8(read(&a, "summary.json")).unwrap();
+    assert!(summary.contains("\"speculation\""), "{summary}");
+    let spec = tmp.path().join("spec.yaml");
+    fs::write(
+        &spec,
+        "name: spec\nbase: base.yaml\naxes:\n  deployment.pools[0].speculation:\n    - { method: draft_model, k: 5, adaptive: true, tree_width: 2, overlap: true, draft: { model: llama-3.2-1b }, acceptance: { rate: 0.75 } }\n    - { method: eagle, k: 3, acceptance: { beta: { alpha: 4, beta: 2 } } }\n  deployment.pools[0].speculation.k: [2, 4]\nslo: { ttft_s: 1.0, tpot_s: 0.05, min_fraction: 0.1 }\nobjective: minimize_latency\n",
+    )
+    .unwrap();
+    let search = |threads: &str, out: &Path| {
+        let status = Command::new(env!("CARGO_BIN_EXE_servesim"))
+            .args(["search", spec.to_str().unwrap(), "--quiet", "--threads", threads, "--out"])
+            .arg(out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    search("1", &one);
+    search("2", &two);
+    for file in ["rows.csv", "search.csv", "pareto.csv", "best.yaml"] {
+        assert_eq!(read(&one, file), read(&two, file), "{file} differs between thread counts");
+    }
+    let rows = String::from_utf8(read(&one, "search.csv")).unwrap();
+    assert_eq!(rows.lines().filter(|l| l.contains(",simulated,")).count(), 4, "{rows}");
+}

@@ -293,6 +293,170 @@ proptest! {
     }
 }
 
+/// How the speculative property test drafts.
+#[derive(Debug, Clone)]
+enum Drafting {
+    /// N-gram lookup: no draft cost.
+    Ngram,
+    /// EAGLE layers on the target's devices.
+    Eagle,
+    /// llama-3.2-1b (the targets' vocabulary) on the pool's devices, or on an H100 of its own
+    /// over PCIe.
+    DraftModel { own_device: bool },
+}
+
+/// The knobs of the speculative property test.
+#[derive(Debug, Clone)]
+struct SpecCase {
+    target: &'static str,
+    device: &'static str,
+    memory_utilization: f64,
+    drafting: Drafting,
+    k: u64,
+    rate: f64,
+    adaptive: bool,
+    tree_width: u64,
+    overlap: bool,
+    max_num_seqs: u64,
+    chunked: bool,
+    requests: u64,
+    rate_per_s: f64,
+    input_mean: f64,
+    output_mean: f64,
+    seed: u64,
+}
+
+impl SpecCase {
+    fn text(&self) -> String {
+        let SpecCase {
+            target,
+            device,
+            memory_utilization,
+            drafting,
+            k,
+            rate,
+            adaptive,
+            tree_width,
+            overlap,
+            max_num_seqs,
+            chunked,
+            requests,
+            rate_per_s,
+            input_mean,
+            output_mean,
+            seed,
+        } = self;
+        let method = match drafting {
+            Drafting::Ngram => "ngram",
+            Drafting::Eagle => "eagle",
+            Drafting::DraftModel { own_device: false } => "draft_model\n        draft: { model: llama-3.2-1b }",
+            Drafting::DraftModel { own_device: true } => {
+                "draft_model\n        draft: { model: llama-3.2-1b, device: h100-sxm, link: pcie-gen5-x16 }"
+            }
+        };
+        let max_batched = if *chunked { 2048 } else { 8192 };
+        format!(
+            "seed: {seed}
+model: {target}
+deployment:
+  pools:
+    - device: {device}
+      memory_utilization: {memory_utilization}
+      runtime_reserve_gib: 0.5
+      scheduler:
+        max_num_seqs: {max_num_seqs}
+        max_num_batched_tokens: {max_batched}
+        chunked_prefill: {chunked}
+        max_model_len: 8192
+      speculation:
+        method: {method}
+        k: {k}
+        adaptive: {adaptive}
+        tree_width: {tree_width}
+        overlap: {overlap}
+        acceptance: {{ rate: {rate} }}
+workload:
+  synthetic:
+    requests: {requests}
+    arrival: {{ gamma: {{ rate_per_s: {rate_per_s}, cv: 2 }} }}
+    input_tokens: {{ lognormal: {{ mean: {input_mean}, cv: 1.5, max: 6000 }} }}
+    output_tokens: {{ lognormal: {{ mean: {output_mean}, cv: 1.5, max: 2000 }} }}
+"
+        )
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20261126),
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn speculation_generates_exactly_the_requested_tokens_within_kv_and_time(
+        (target, device, memory_utilization, own_device_ok) in prop_oneof![
+            // Tight pools (a few thousand tokens of KV beside the target and any draft) so
+            // that speculative tokens push sequences into preemption.
+            Just(("llama-3.2-1b", "l4", 0.25, false)),
+            Just(("llama-3.2-1b", "l4", 0.35, false)),
+            Just(("llama-3.1-8b", "h100-sxm", 0.25, true)),
+            Just(("llama-3.1-8b", "h100-sxm", 0.9, true)),
+        ],
+        drafting in prop_oneof![
+            Just(Drafting::Ngram),
+            Just(Drafting::Eagle),
+            any::<bool>().prop_map(|own_device| Drafting::DraftModel { own_device }),
+        ],
+        k in 1u64..7,
+        rate in 0.0f64..=1.0,
+        adaptive in any::<bool>(),
+        tree_width in 1u64..4,
+        overlap in any::<bool>(),
+        max_num_seqs in 1u64..64,
+        chunked in any::<bool>(),
+        requests in 1u64..120,
+        rate_per_s in 1.0f64..60.0,
+        input_mean in 16.0f64..2000.0,
+        output_mean in 1.0f64..300.0,
+        seed in 0u64..1000,
+    ) {
+        let drafting = match drafting {
+            Drafting::DraftModel { own_device } => Drafting::DraftModel { own_device: own_device && own_device_ok },
+            other => other,
+        };
+        let case = SpecCase { target, device, memory_utilization, drafting, k, rate, adaptive, tree_width, overlap,
+            max_num_seqs, chunked, requests, rate_per_s, input_mean, output_mean, seed };
+        let scenario = scenario(&case.text());
+        let (output, kv_violations) = run_watched(Cluster::build(&scenario));
+        prop_assert_eq!(kv_violations, 0, "{:?}", case);
+        let records = output.recorder.records();
+        prop_assert_eq!(records.len() as u64, requests);
+        let mut requested = 0;
+        for record in records {
+            // Never past the requested output length, whatever a verification accepted.
+            prop_assert!(record.tokens_emitted <= record.spec.output_tokens, "{:?}", case);
+            match record.status {
+                RequestStatus::Completed => {
+                    check_completed(record)?;
+                    requested += u64::from(record.spec.output_tokens);
+                }
+                RequestStatus::Rejected => prop_assert!(record.reject_reason.is_some()),
+                RequestStatus::Unfinished => prop_assert!(false, "request {} never finished ({:?})", record.spec.id, case),
+            }
+        }
+        let mut produced = 0;
+        for replica in &output.replicas {
+            prop_assert!(replica.kv_peak_blocks <= replica.kv_capacity_blocks);
+            let stats = replica.stats.speculation;
+            prop_assert!(stats.accepted_tokens <= stats.drafted_tokens);
+            produced += stats.produced_tokens;
+        }
+        // Verifications produce decode tokens only: never more than were requested.
+        prop_assert!(produced <= requested, "{} tokens produced by verification of {} requested ({:?})", produced, requested, case);
+    }
+}
+
 /// The "time never goes back" check of the property tests can fail: a component scheduling an
 /// event in the past is caught by the engine (in the debug builds tests use).
 #[test]
@@ -347,4 +511,42 @@ fn a_kv_pool_too_small_for_the_load_preempts_and_still_completes_every_request()
         .map(|r| u64::from(r.spec.output_tokens))
         .sum();
     assert_eq!(generated, requested);
+}
+
+#[test]
+fn speculating_into_a_kv_pool_too_small_for_the_load_preempts_and_still_generates_every_token() {
+    let text = SpecCase {
+        target: "llama-3.2-1b",
+        device: "l4",
+        memory_utilization: 0.25,
+        drafting: Drafting::DraftModel { own_device: false },
+        k: 6,
+        rate: 0.8,
+        adaptive: false,
+        tree_width: 2,
+        overlap: false,
+        max_num_seqs: 48,
+        chunked: true,
+        requests: 120,
+        rate_per_s: 40.0,
+        input_mean: 1200.0,
+        output_mean: 300.0,
+        seed: 9,
+    }
+    .text();
+    let scenario = scenario(&text);
+    let (output, kv_violations) = run_watched(Cluster::build(&scenario));
+    assert_eq!(kv_violations, 0);
+    let summary = servesim::metrics::Summary::compute(&scenario, &output);
+    assert!(summary.requests.preemptions > 0, "the scenario must exercise preemption");
+    assert_eq!(summary.requests.completed + summary.requests.rejected, 120);
+    let stats = output.replicas[0].stats.speculation;
+    assert!(stats.verifications > 0 && stats.rejected_tokens > 0, "{stats:?}");
+    for record in output.recorder.records() {
+        if record.status == RequestStatus::Completed {
+            assert_eq!(record.tokens_emitted, record.spec.output_tokens);
+        } else {
+            assert!(record.tokens_emitted <= record.spec.output_tokens);
+        }
+    }
 }

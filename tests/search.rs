@@ -221,3 +221,84 @@ fn an_unknown_objective_lists_the_choices() {
     let error = search_error(&spec_text("  replicas: [1]", "minimize_latencyy"));
     assert!(error.contains("minimize_energy") && error.contains("maximize_capacity_per_device"), "{error}");
 }
+
+/// Speculation is searchable through plain paths: k, the method with its draft (an axis over
+/// the whole `draft` section, null for heads) and the draft's placement (the pool's devices or
+/// an H100 of its own over PCIe). Plans pairing a method with the wrong draft are pruned as
+/// invalid speculation; every other plan runs, and each gives different figures.
+#[test]
+fn speculation_k_method_and_draft_placement_are_search_axes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = "name: spec-base
+seed: 4
+model: llama-3.1-8b
+deployment:
+  pools:
+    - device: h100-sxm
+      speculation:
+        method: draft_model
+        k: 2
+        draft: { model: llama-3.2-1b }
+        acceptance: { rate: 0.8 }
+workload:
+  synthetic:
+    requests: 40
+    arrival: { poisson: { rate_per_s: 4 } }
+    input_tokens: { fixed: { value: 256 } }
+    output_tokens: { fixed: { value: 64 } }
+";
+    fs::write(tmp.path().join("base.yaml"), base).unwrap();
+    let spec = tmp.path().join("spec.yaml");
+    fs::write(
+        &spec,
+        "name: spec
+base: base.yaml
+axes:
+  deployment.pools[0].speculation.k: [1, 2, 4]
+  deployment.pools[0].speculation.method: [draft_model, eagle]
+  deployment.pools[0].speculation.draft:
+    - { model: llama-3.2-1b }
+    - { model: llama-3.2-1b, device: h100-sxm, link: pcie-gen5-x16 }
+    - null
+slo: { ttft_s: 1.0, tpot_s: 0.05, min_fraction: 0.5 }
+objective: minimize_latency
+",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    servesim(&["search", spec.to_str().unwrap(), "--threads", "2", "--quiet", "--out", out.to_str().unwrap()]);
+    let mut reader = csv::Reader::from_reader(std::io::Cursor::new(read(&out, "search.csv")));
+    let headers = reader.headers().unwrap().clone();
+    let column =
+        |name: &str| headers.iter().position(|h| h == name).unwrap_or_else(|| panic!("no {name} in {headers:?}"));
+    let (k, method, draft) = (
+        column("deployment.pools[0].speculation.k"),
+        column("deployment.pools[0].speculation.method"),
+        column("deployment.pools[0].speculation.draft"),
+    );
+    let (status, because, tpot, energy) =
+        (column("status"), column("pruned_because"), column("tpot_p99_s"), column("j_per_output_token"));
+    let mut figures = std::collections::BTreeSet::new();
+    let mut simulated = 0;
+    for row in reader.records() {
+        let row = row.unwrap();
+        let draft_model = row[method] == *"draft_model";
+        let has_draft = !row[draft].is_empty();
+        let valid = draft_model == has_draft;
+        if valid {
+            assert_eq!(&row[status], "simulated", "{row:?}");
+            simulated += 1;
+            assert!(
+                figures.insert(format!("{} {}", &row[tpot], &row[energy])),
+                "two plans gave the same figures: {row:?}"
+            );
+        } else {
+            assert_eq!((&row[status], &row[because]), ("pruned", "invalid speculation"), "{row:?}");
+        }
+        assert!(["1", "2", "4"].contains(&&row[k]));
+    }
+    // 3 k × (2 draft placements + EAGLE heads).
+    assert_eq!(simulated, 9);
+    let text = String::from_utf8(read(&out, "search.csv")).unwrap();
+    assert!(text.contains("\"{model: llama-3.2-1b, device: h100-sxm, link: pcie-gen5-x16}\""), "{text}");
+}

@@ -147,7 +147,7 @@ pub(super) fn speculation_plan(
                 (model.weight_bytes(weight_format(&model, None)) - model.embedding_params() as f64 * 2.0) / tp;
             let kv_per_token =
                 Parallelism::new(parallelism.tensor, 1).kv_bytes_per_token_per_device(&model, target_precision.kv);
-            take_memory(memory, weights, kv_per_token, device, source, field, "the heads")?;
+            take_memory(memory, weights, kv_per_token, device, source, field, "the EAGLE/MTP heads")?;
             Drafter::Layers { model }
         }
         SpeculationMethodName::Medusa => {
@@ -242,7 +242,15 @@ pub(super) fn speculation_plan(
                         ));
                     }
                 }
-                None => take_memory(memory, weight_bytes, kv_per_token, device, source, field, "the draft model")?,
+                None => take_memory(
+                    memory,
+                    weight_bytes,
+                    kv_per_token,
+                    device,
+                    source,
+                    &format!("{draft_field}.model"),
+                    &format!("draft {}", model.name),
+                )?,
             }
             Drafter::Model { model, precision, device: own_device, link, tensor_parallel: draft_tp }
         }
@@ -282,7 +290,7 @@ fn take_memory(
         return Err(source.error(
             field,
             format!(
-                "{what} do not fit beside the target on {}: {:.2} GiB of their weights per device leave no room for KV (the target left {:.2} GiB)",
+                "no room beside the target on {} for {what}: {:.2} GiB of weights per device leave no room for KV (the target left {:.2} GiB)",
                 device.name,
                 weight_bytes / GIB,
                 memory.kv_bytes / GIB
@@ -312,8 +320,25 @@ fn acceptance_model(
     }
     if let Some(medusa) = &section.medusa {
         let path = source.resolve(&medusa.path);
-        // Errors name the accuracy file and its line.
-        let rates = medusa_position_rates(&path, &medusa.run, k as usize)?;
+        // A file that cannot be read, a run it lacks, or too few heads for `k` are the
+        // scenario's errors (at the field that asks for them); a bad cell is the file's own
+        // error, at its line.
+        let heads = medusa_head_count(&path).map_err(|e| source.file_error(&format!("{field}.medusa.path"), e))?;
+        if (heads as u64) < k {
+            return Err(source.error(
+                &format!("{}.k", field.strip_suffix(".acceptance").unwrap_or(field)),
+                format!(
+                    "k = {k} drafted tokens need one Medusa head each, but {} has top-1 accuracies for {heads} heads (`train/medusa0_top1` onwards)",
+                    medusa.path
+                ),
+            ));
+        }
+        let rates = medusa_position_rates(&path, &medusa.run, k as usize).map_err(|e| match e {
+            Error::Input { location: Location { line: None, .. }, message } => {
+                source.error(&format!("{field}.medusa.run"), format!("{}: {message}", medusa.path))
+            }
+            e => e,
+        })?;
         models.push(("medusa", AcceptanceModel::PerPosition { rates }));
     }
     if let Some(probabilities) = &section.accepted_length {
@@ -349,6 +374,15 @@ fn acceptance_model(
         ));
     }
     Ok((model, batch_exponent))
+}
+
+/// How many heads (consecutive `train/medusa{i}_top1` columns from 0) a Medusa export has.
+fn medusa_head_count(path: &Path) -> Result<usize> {
+    let text = read_text(path)?;
+    let file = path.display().to_string();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(|e| csv_error(&file, &e))?;
+    Ok((0..).take_while(|i| headers.iter().any(|h| h == format!("train/medusa{i}_top1"))).count())
 }
 
 /// Conditional per-position rates from a Medusa training export (`medusa_acc.csv`: a W&B

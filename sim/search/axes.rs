@@ -53,7 +53,31 @@ pub fn value_text(value: &Value) -> String {
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Null => String::new(),
+        // Sections and lists (an axis over a whole section, e.g. a pool's speculation
+        // draft) on one line, in YAML flow style, so that they fit a CSV cell and a table.
+        Value::Sequence(items) => format!("[{}]", items.iter().map(flow_text).collect::<Vec<_>>().join(", ")),
+        Value::Mapping(map) => format!(
+            "{{{}}}",
+            map.iter().map(|(k, v)| format!("{}: {}", flow_text(k), flow_text(v))).collect::<Vec<_>>().join(", ")
+        ),
         other => crate::input::to_yaml(other).unwrap_or_default().trim().to_string(),
+    }
+}
+
+/// `value` inside a flow collection: null spelt out, text quoted where YAML needs it.
+fn flow_text(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::String(s)
+            if s.is_empty()
+                || s.contains([',', ':', '{', '}', '[', ']', '#', '"', '\'', '\n'])
+                || s.trim() != s
+                || s.parse::<f64>().is_ok()
+                || matches!(s.as_str(), "null" | "~" | "true" | "false") =>
+        {
+            format!("{s:?}")
+        }
+        other => value_text(other),
     }
 }
 
@@ -127,6 +151,15 @@ impl Axis {
         let mut probe = base.clone();
         axis.set(&mut probe, &Value::Null)?;
         Ok(axis)
+    }
+
+    /// Whether the axis sets a pool's device (`deployment.pools[i].device`), the device its
+    /// replicas are placed on, rather than another field named `device` (a draft model's).
+    pub fn sets_pool_device(&self) -> bool {
+        matches!(
+            self.steps.as_slice(),
+            [Step::Key(d), Step::Key(p), Step::Index(_), Step::Key(f)] if d == "deployment" && p == "pools" && f == "device"
+        )
     }
 
     /// Writes `value` at the axis path inside `document`.
@@ -232,6 +265,21 @@ mod tests {
 
     fn numbers(values: &[u64]) -> Vec<Value> {
         values.iter().map(|&v| Value::from(v)).collect()
+    }
+
+    #[test]
+    fn only_a_pools_own_device_is_a_placement_axis_and_sections_print_on_one_line() {
+        let base = base();
+        let pool_device = Axis::new("prefill.device", vec![Value::from("h200")], &base).unwrap();
+        assert!(pool_device.sets_pool_device());
+        let draft_device =
+            Axis::new("deployment.pools[0].speculation.draft.device", vec![Value::from("h200")], &base).unwrap();
+        assert!(!draft_device.sets_pool_device());
+        let section: Value =
+            serde_yaml::from_str("{model: llama-3.2-1b, device: null, link: 'a: b', k: [1, '2']}").unwrap();
+        assert_eq!(value_text(&section), r#"{model: llama-3.2-1b, device: null, link: "a: b", k: [1, "2"]}"#);
+        let reread: Value = serde_yaml::from_str(&value_text(&section)).unwrap();
+        assert_eq!(reread, section);
     }
 
     #[test]

@@ -27,6 +27,11 @@ impl Pruned {
         };
         let leaf = field.rsplit('.').next().unwrap_or("");
         let category = match leaf {
+            // A draft or heads that do not fit beside the target or on their own device.
+            _ if field.contains(".speculation") && (message.contains("fit") || message.contains("no room")) => {
+                "does not fit in device memory"
+            }
+            _ if field.contains(".speculation") => "invalid speculation",
             "clock_ratio" => "the device has no DVFS point at that clock ratio",
             "tensor_parallel" | "pipeline_parallel" => "the parallel layout does not split the model",
             "device" | "runtime_reserve_gib" | "max_num_batched_tokens" | "max_num_seqs" | "block_size" => {

@@ -219,7 +219,7 @@ impl SearchSpec {
                 Axis::new(name, values.clone(), &base_document).map_err(|message| source.error(&field, message))?;
             axes.axes.push(axis);
         }
-        let searches_device = axes.axes.iter().any(|a| a.path.ends_with(".device"));
+        let searches_device = axes.axes.iter().any(Axis::sets_pool_device);
         // A pool's device that no axis replaces must be known: it is in every plan.
         for (index, pool) in base.deployment.pools.iter().enumerate() {
             let field = format!("deployment.pools[{index}].device");
@@ -237,7 +237,7 @@ impl SearchSpec {
                 let edited: ScenarioFile = from_yaml_value(document).map_err(|e| {
                     source.error(&field, format!("{} is not a valid `{}`: {e}", value_text(value), axis.path))
                 })?;
-                if axis.path.ends_with(".device") {
+                if axis.sets_pool_device() {
                     let device = value_text(value);
                     if !edited.deployment.pools.iter().any(|p| p.device == device) {
                         continue;

@@ -140,6 +140,9 @@ impl Sequence {
         debug_assert!(accepted < tokens, "at most the drafted tokens are accepted");
         let produced = (accepted + 1).min(self.remaining_output);
         self.in_flight = false;
+        // As in `advance`: the replica counts `min(tokens, fresh)` of them as prompt work done,
+        // so they must leave the fresh count too (or the next step counts them again).
+        self.fresh_prompt_tokens -= tokens.min(self.fresh_prompt_tokens);
         self.computed_tokens += produced;
         self.context_tokens += produced;
         self.remaining_output -= produced;
