@@ -5,6 +5,7 @@
 //! and models exist, tensor-parallel degrees divide the heads, the model fits in memory with
 //! room for KV, and the workload is non-empty. This module does not run anything.
 
+mod deployment;
 mod memory;
 mod offload;
 mod placement;
@@ -150,7 +151,7 @@ impl Scenario {
         for (index, pool) in file.deployment.pools.iter().enumerate() {
             pools.push(pools::resolve_pool(index, pool, &file, source, catalog, &defaults)?);
         }
-        pools::check_deployment(&pools, source)?;
+        deployment::check_deployment(&pools, source)?;
         let demands: Vec<placement::PoolDemand> = pools
             .iter()
             .map(|p| placement::PoolDemand {
@@ -167,7 +168,7 @@ impl Scenario {
         for (pool, placements) in pools.iter_mut().zip(placements) {
             pool.placements = placements;
         }
-        pools::check_routes(&pools, &fabric, source)?;
+        deployment::check_routes(&pools, &fabric, source)?;
         for (index, (pool, section)) in pools.iter_mut().zip(&file.deployment.pools).enumerate() {
             let field = format!("deployment.pools[{index}].kv_offload");
             let engine_swaps = pool.engine.scheduler.preemption == crate::engine_profiles::Preemption::Swap;

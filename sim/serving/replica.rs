@@ -305,26 +305,8 @@ impl Replica {
         // Swaps and prefix loads the batch needed happen before it computes.
         shape.host_transfer_s += self.state.kv.take_transfer_s();
         if let (Some(speculator), true) = (&mut self.speculator, shape.verifications > 0) {
-            let width = speculator.tree_width();
-            // Overlapped (PEARL), a sequence whose last verification accepted its whole draft
-            // was drafted for beside that step; any other drafts before this one.
-            let (mut serial, mut beside) = (Vec::new(), Vec::new());
-            for &(slot, tokens) in &members {
-                let sequence = self.state.sequence(slot);
-                if sequence.step_kind(tokens) == super::StepKind::Verify {
-                    let draft = (sequence.context_tokens, (tokens - 1) / width);
-                    if speculator.overlapped() && sequence.predrafted {
-                        beside.push(draft);
-                    } else {
-                        serial.push(draft);
-                    }
-                }
-            }
-            shape.draft_s = speculator.draft_seconds(&serial);
-            shape.draft_overlap_s = speculator.draft_seconds(&beside);
-            let all: Vec<(u64, u64)> = serial.iter().chain(&beside).copied().collect();
-            let padding = speculator.pad(&mut shape, &all);
-            self.batch_energy[w].3 = padding;
+            let verifying = members.iter().map(|&(slot, tokens)| (self.state.sequence(slot), tokens));
+            self.batch_energy[w].3 = speculator.draft_for(&mut shape, verifying);
         }
         // Prompt tokens found cached are work this replica will never do.
         let credit = std::mem::take(&mut self.state.prefix_hit_credit);
@@ -449,10 +431,9 @@ impl Replica {
         let state: &mut ServingState = ctx.shared;
         let mut handoffs = Vec::new();
         let verifications = match &self.speculator {
-            Some(_) => members
-                .iter()
-                .filter(|&&(slot, tokens)| self.state.sequence(slot).step_kind(tokens) == super::StepKind::Verify)
-                .count() as u64,
+            Some(_) => {
+                members.iter().filter(|&&(slot, tokens)| self.state.sequence(slot).verifies(tokens)).count() as u64
+            }
             None => 0,
         };
         let mut rejected_tokens = 0;
@@ -462,15 +443,9 @@ impl Replica {
             self.outstanding_tokens -= fresh;
             self.outstanding_prompt_tokens -= fresh;
             let emitted = match &mut self.speculator {
-                Some(speculator) if sequence.step_kind(tokens) == super::StepKind::Verify => {
-                    let depth = (tokens - 1) / sequence.draft_width.max(1);
-                    let (accepted, rejected) = speculator.verify(sequence.request, depth, verifications);
+                Some(speculator) if sequence.verifies(tokens) => {
+                    let (produced, rejected) = speculator.verified(sequence, tokens, verifications);
                     rejected_tokens += rejected;
-                    let produced = sequence.advance_verified(tokens, accepted);
-                    speculator.produced(u64::from(produced));
-                    sequence.draft_tokens = speculator.next_draft_tokens(depth, accepted);
-                    // Drafts made beside this step assumed every drafted token accepted.
-                    sequence.predrafted = speculator.overlapped() && accepted == depth;
                     // The rejected drafts' KV is rolled back.
                     self.state.kv.trim(sequence);
                     produced

@@ -119,6 +119,11 @@ impl Sequence {
         }
     }
 
+    /// Whether a step of `tokens` verifies drafted tokens.
+    pub fn verifies(&self, tokens: u64) -> bool {
+        self.step_kind(tokens) == StepKind::Verify
+    }
+
     /// Tokens its next step computes within `budget`: the pending ones, or when decoding the
     /// last token plus the tokens to draft (never drafting past the requested output).
     pub fn step_tokens(&self, budget: u64) -> u64 {

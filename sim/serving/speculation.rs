@@ -10,6 +10,7 @@
 //! batches or hold KV.
 
 use super::acceptance::Acceptance;
+use super::Sequence;
 use crate::cost::CostModel;
 use crate::model::BatchShape;
 
@@ -135,6 +136,40 @@ impl Speculator {
     /// Counters.
     pub fn stats(&self) -> SpeculationStats {
         self.stats
+    }
+
+    /// Prices the drafting of the verifications among `members` (sequences and their step's
+    /// tokens) into `shape`, and pads them when batching pads; returns the padded tokens.
+    /// Overlapped (PEARL), a sequence whose last verification accepted its whole draft was
+    /// drafted for beside that step; every other draft comes before this one.
+    pub fn draft_for<'a>(&mut self, shape: &mut BatchShape, members: impl Iterator<Item = (&'a Sequence, u64)>) -> u64 {
+        let (mut serial, mut beside) = (Vec::new(), Vec::new());
+        for (sequence, tokens) in members.filter(|(sequence, tokens)| sequence.verifies(*tokens)) {
+            let draft = (sequence.context_tokens, (tokens - 1) / self.tree_width);
+            if self.overlap && sequence.predrafted {
+                beside.push(draft);
+            } else {
+                serial.push(draft);
+            }
+        }
+        shape.draft_s = self.draft_seconds(&serial);
+        shape.draft_overlap_s = self.draft_seconds(&beside);
+        serial.extend(beside);
+        self.pad(shape, &serial)
+    }
+
+    /// Settles the verification of `tokens` by `sequence` in a batch of `batch` verifications:
+    /// draws its accepted run, advances it, sets its next draft; returns (tokens produced,
+    /// tokens rejected). The caller rolls the rejected KV back.
+    pub fn verified(&mut self, sequence: &mut Sequence, tokens: u64, batch: u64) -> (u32, u64) {
+        let depth = (tokens - 1) / sequence.draft_width.max(1);
+        let (accepted, rejected) = self.verify(sequence.request, depth, batch);
+        let produced = sequence.advance_verified(tokens, accepted);
+        self.produced(u64::from(produced));
+        sequence.draft_tokens = self.next_draft_tokens(depth, accepted);
+        // Drafts made beside this step assumed every drafted token accepted.
+        sequence.predrafted = self.overlap && accepted == depth;
+        (produced, rejected)
     }
 
     /// Seconds to draft for verifications of `(context tokens, drafted positions)`.
