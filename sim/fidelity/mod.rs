@@ -94,3 +94,41 @@ deployment:
 pub fn median_error(pairs: &[(f64, f64)]) -> f64 {
     crate::calibration::median_absolute_percentage_error(pairs)
 }
+
+/// Evenly spaced values from `lo` to `hi` by `step`, rounded to 4 decimals (so fitted
+/// constants print as written in the profiles).
+pub(crate) fn grid(lo: f64, hi: f64, step: f64) -> Vec<f64> {
+    let count = ((hi - lo) / step).round() as usize;
+    (0..=count).map(|i| ((lo + step * i as f64) * 1e4).round() / 1e4).collect()
+}
+
+/// Coordinate descent over grids: from `start`, tries every value of each coordinate in
+/// `candidates` (set by `set`), keeps any that lowers `objective`, and repeats (at most four
+/// rounds) until a round improves nothing. Deterministic: no random restarts.
+pub(crate) fn coordinate_descent<C: Copy>(
+    start: C,
+    candidates: &[(usize, Vec<f64>)],
+    set: impl Fn(&mut C, usize, f64),
+    objective: impl Fn(&C) -> f64,
+) -> C {
+    let mut best = start;
+    let mut best_objective = objective(&best);
+    for _round in 0..4 {
+        let before = best_objective;
+        for (which, values) in candidates {
+            for &value in values {
+                let mut trial = best;
+                set(&mut trial, *which, value);
+                let score = objective(&trial);
+                if score < best_objective - 1e-12 {
+                    best = trial;
+                    best_objective = score;
+                }
+            }
+        }
+        if best_objective >= before - 1e-9 {
+            break;
+        }
+    }
+    best
+}

@@ -6,7 +6,7 @@
 //! Repeated runs of a configuration are reduced to their median; configurations are split by
 //! their order (tp, prompt, batch, tokens): even positions fit, odd positions check.
 
-use super::{median_error, Deployment};
+use super::{grid, median_error, Deployment};
 use crate::cost::{CostModel, RooflineCostModel};
 use crate::error::{csv_error, read_text, Error, Location, Result};
 use crate::hardware::Catalog;
@@ -221,10 +221,6 @@ pub fn fit_eager_engine(
         }
     };
     let objective = |e: &SplitwiseErrors| e.prompt.1 + e.token.1;
-    let grid = |lo: f64, hi: f64, step: f64| -> Vec<f64> {
-        let count = ((hi - lo) / step).round() as usize;
-        (0..=count).map(|i| ((lo + step * i as f64) * 1e4).round() / 1e4).collect()
-    };
     let candidates: [(usize, Vec<f64>); 5] = [
         (0, grid(0.0, 80.0, 1.0)),
         (1, grid(0.0, 5000.0, 100.0)),
@@ -239,25 +235,7 @@ pub fn fit_eager_engine(
         3 => c.scale.attention_prefill = value,
         _ => c.scale.all_reduce = value,
     };
-    let mut best = start;
-    let mut best_objective = objective(&evaluate(&best));
-    for _round in 0..4 {
-        let before = best_objective;
-        for (which, values) in &candidates {
-            for &value in values {
-                let mut trial = best;
-                set(&mut trial, *which, value);
-                let score = objective(&evaluate(&trial));
-                if score < best_objective - 1e-12 {
-                    best = trial;
-                    best_objective = score;
-                }
-            }
-        }
-        if best_objective >= before - 1e-9 {
-            break;
-        }
-    }
+    let best = super::coordinate_descent(start, &candidates, set, |c| objective(&evaluate(c)));
     let errors = evaluate(&best);
     Ok((best, errors))
 }

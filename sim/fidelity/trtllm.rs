@@ -8,7 +8,7 @@
 //! when b + p is even and checks otherwise, so each configuration fits in half the blocks and
 //! checks in the other half.
 
-use super::{median_error, Deployment};
+use super::{grid, median_error, Deployment};
 use crate::cost::{CostModel, KernelScale, RooflineCostModel};
 use crate::error::{csv_error, read_text, Error, Result};
 use crate::hardware::Catalog;
@@ -281,10 +281,6 @@ pub fn fit_trtllm_engine(
 ) -> Result<(EngineConstants, TableErrors)> {
     let fitting: Vec<&PublishedRow> = rows.iter().filter(|r| r.fits()).collect();
     let models = cost_models(&fitting, catalog)?;
-    let grid = |lo: f64, hi: f64, step: f64| -> Vec<f64> {
-        let count = ((hi - lo) / step).round() as usize;
-        (0..=count).map(|i| ((lo + step * i as f64) * 1e4).round() / 1e4).collect()
-    };
     let candidates: [(usize, Vec<f64>); 9] = [
         (0, grid(0.0, 400.0, 10.0)),
         (1, grid(0.0, 5.0, 0.25)),
@@ -307,25 +303,8 @@ pub fn fit_trtllm_engine(
         7 => c.scale.all_reduce = value,
         _ => c.reread_fraction = value,
     };
-    let mut best = start;
-    let mut best_objective = errors_with(&fitting, &models, Some(&best)).objective();
-    for _round in 0..4 {
-        let before = best_objective;
-        for (which, values) in &candidates {
-            for &value in values {
-                let mut trial = best;
-                set(&mut trial, *which, value);
-                let objective = errors_with(&fitting, &models, Some(&trial)).objective();
-                if objective < best_objective - 1e-12 {
-                    best = trial;
-                    best_objective = objective;
-                }
-            }
-        }
-        if best_objective >= before - 1e-9 {
-            break;
-        }
-    }
+    let best =
+        super::coordinate_descent(start, &candidates, set, |c| errors_with(&fitting, &models, Some(c)).objective());
     let errors = errors_with(&fitting, &models, Some(&best));
     Ok((best, errors))
 }
