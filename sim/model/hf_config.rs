@@ -66,4 +66,13 @@ pub(super) struct HfConfig {
     pub qk_nope_head_dim: Option<u64>,
     #[serde(default)]
     pub v_head_dim: Option<u64>,
+    // Llama 4: experts of `intermediate_size`, dense layers of `intermediate_size_mlp`, MoE
+    // every `interleave_moe_layer_step` layers, each with one shared expert.
+    #[serde(default)]
+    pub intermediate_size_mlp: Option<u64>,
+    #[serde(default)]
+    pub interleave_moe_layer_step: Option<u64>,
+    // Multimodal configs (Llama 4) hold the language model's fields in `text_config`.
+    #[serde(default)]
+    pub text_config: Option<Box<HfConfig>>,
 }

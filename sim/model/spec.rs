@@ -76,12 +76,26 @@ pub struct ModelSpec {
 impl ModelSpec {
     /// Parses a Hugging Face `config.json` text; `origin` names it in errors.
     pub fn from_hf_config(name: &str, origin: &str, text: &str) -> Result<Self> {
-        let config: HfConfig = serde_json::from_str(text).map_err(|e| {
+        let mut config: HfConfig = serde_json::from_str(text).map_err(|e| {
             Error::at(
                 Location { file: origin.to_string(), line: Some(e.line()), field: None },
                 format!("not a valid Hugging Face config.json: {e}"),
             )
         })?;
+        // A multimodal config: servesim serves its language model.
+        if let Some(mut text_config) = config.text_config.take() {
+            text_config.architectures = text_config.architectures.or(config.architectures);
+            config = *text_config;
+        }
+        // Llama 4 names its expert size `intermediate_size` and its dense MLP size
+        // `intermediate_size_mlp`; every MoE layer adds one shared expert of the expert size.
+        let llama4 = config.interleave_moe_layer_step.is_some() || config.intermediate_size_mlp.is_some();
+        if llama4 {
+            config.moe_intermediate_size = config.moe_intermediate_size.or(config.intermediate_size);
+            config.shared_expert_intermediate_size =
+                config.shared_expert_intermediate_size.or(config.intermediate_size);
+            config.intermediate_size = config.intermediate_size_mlp.or(config.intermediate_size);
+        }
         let missing = |field: &str| {
             Error::at(
                 Location { file: origin.to_string(), line: None, field: Some(field.to_string()) },
@@ -161,9 +175,13 @@ impl ModelSpec {
                 let dense_prefix = config.first_k_dense_replace.unwrap_or(0).min(layers);
                 let step = config.moe_layer_freq.or(config.decoder_sparse_step).unwrap_or(1).max(1);
                 let mlp_only = config.mlp_only_layers.clone().unwrap_or_default();
-                let moe_layers = (dense_prefix..layers)
-                    .filter(|layer| (layer - dense_prefix) % step == 0 && !mlp_only.contains(layer))
-                    .count() as u64;
+                let moe_layers = match config.interleave_moe_layer_step {
+                    // Llama 4: layers step − 1, 2·step − 1, ... are MoE.
+                    Some(interleave) => layers / interleave.max(1),
+                    None => (dense_prefix..layers)
+                        .filter(|layer| (layer - dense_prefix) % step == 0 && !mlp_only.contains(layer))
+                        .count() as u64,
+                };
                 Some(MoeSpec {
                     experts,
                     experts_per_token,
