@@ -82,7 +82,11 @@ fn each_architecture_lists_the_dtypes_its_tensor_units_run() {
         // Ada: fp8 on 4th-gen tensor cores and int4, no fp4.
         (&["l40s", "l4", "rtx-4070"], &[Bf16, Fp8, Int8, Int4], &[Fp4]),
         // Hopper: fp8, no fp4 and no int4 tensor cores.
-        (&["h100-sxm", "h100-pcie", "h100-nvl", "h200", "h200-nvl", "gh200"], &[Tf32, Bf16, Fp8, Int8], &[Fp4, Int4]),
+        (
+            &["h100-sxm", "h100-pcie", "h100-nvl", "h200", "h200-nvl", "gh200", "h800"],
+            &[Tf32, Bf16, Fp8, Int8],
+            &[Fp4, Int4],
+        ),
         // Blackwell: fp4.
         (&["b200", "gb200", "rtx-pro-6000"], &[Bf16, Fp8, Int8, Fp4], &[Int4]),
         // Blackwell Ultra: fp4, INT8 cut below the bf16 rate and left out.

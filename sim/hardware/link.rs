@@ -2,7 +2,7 @@
 
 use super::check_sources;
 use crate::error::Result;
-use crate::input::checked::{NonNegative, Positive};
+use crate::input::checked::{Fraction, NonNegative, Positive};
 use crate::input::YamlSource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,8 +42,23 @@ pub struct LinkProfile {
     /// Whether the fabric can reduce in-network (NVLS, SHARP).
     #[serde(default)]
     pub switch_reduction: bool,
+    /// Calibration of expert-parallel all-to-all (dispatch/combine) over this link; absent:
+    /// the raw α–β model (efficiency 1, no fixed cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_to_all: Option<AllToAllCalibration>,
     /// Field path → citation.
     pub sources: BTreeMap<String, String>,
+}
+
+/// How an expert-parallel all-to-all performs on a link against its line rate.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllToAllCalibration {
+    /// Fraction of the per-direction bandwidth an all-to-all achieves, (0, 1].
+    pub efficiency: Fraction,
+    /// Fixed cost of one all-to-all whose routes cross this link (kernel launch, signalling,
+    /// synchronisation), µs, on top of the routes' latency.
+    pub fixed_latency_us: NonNegative,
 }
 
 impl LinkProfile {
@@ -57,7 +72,16 @@ impl LinkProfile {
             " GB/s",
         )?;
         source.check_range("latency_us", profile.latency_us.get(), super::device::OVERHEAD_US, " µs")?;
-        let numeric = ["bandwidth_gbs_per_direction", "latency_us"].map(String::from);
+        let mut numeric = vec!["bandwidth_gbs_per_direction".to_string(), "latency_us".to_string()];
+        if let Some(a2a) = &profile.all_to_all {
+            source.check_range(
+                "all_to_all.fixed_latency_us",
+                a2a.fixed_latency_us.get(),
+                super::device::OVERHEAD_US,
+                " µs",
+            )?;
+            numeric.extend(["all_to_all.efficiency", "all_to_all.fixed_latency_us"].map(String::from));
+        }
         check_sources(source, &profile.sources, &numeric)?;
         Ok(profile)
     }

@@ -18,7 +18,7 @@ pub use device::{
     ComputeSpec, DeviceKind, DeviceProfile, Dtype, DvfsPoint, MemorySpec, Overheads, PowerSpec, BANDWIDTH_GBS,
     OVERHEAD_US,
 };
-pub use link::{LinkKind, LinkProfile};
+pub use link::{AllToAllCalibration, LinkKind, LinkProfile};
 pub use node::{DeviceGroup, HostStorage, Interconnect, NodeProfile, NvmeSpec, ScaleOut, Topology};
 
 use crate::error::Result;

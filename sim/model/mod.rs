@@ -6,6 +6,7 @@
 //! (that is `cost`).
 
 mod hf_config;
+pub mod moe_routing;
 mod ops;
 mod parallel;
 mod precision;

@@ -81,7 +81,8 @@ pub struct GroupComm {
     pub all_gather: Affine,
     /// Reduce-scatter of a buffer of that size.
     pub reduce_scatter: Affine,
-    /// All-to-all of a buffer of that size (1/n to each member).
+    /// All-to-all of a buffer of that size (1/n to each member), with the links' all-to-all
+    /// calibration (see [`Fabric::all_to_all_v`]).
     pub all_to_all: Affine,
 }
 
@@ -117,6 +118,38 @@ impl Fabric {
         self.flows_cost(&flows, steps)
     }
 
+    /// Cost of an all-to-all with an arbitrary traffic matrix: `flows` are `(from, to,
+    /// fraction)`, each moving `fraction` of the message concurrently with the others (so a
+    /// pipelined multi-stage scheme, such as DeepEP's RDMA-then-NVLink forwarding, is its
+    /// stages' flows together). Unlike the other collectives it applies the links'
+    /// `all_to_all` calibration: a port carries its bytes at `bandwidth × efficiency`, and α is
+    /// the longest route latency plus the largest fixed cost of any link crossed. Links
+    /// without a calibration give the plain α–β cost. Err holds a pair with no path.
+    pub fn all_to_all_v(&self, flows: &[(usize, usize, f64)]) -> Result<Affine, (usize, usize)> {
+        let mut load: BTreeMap<usize, f64> = BTreeMap::new();
+        let mut latency: f64 = 0.0;
+        let mut fixed: f64 = 0.0;
+        for &(from, to, fraction) in flows {
+            if from == to || fraction <= 0.0 {
+                continue;
+            }
+            let route = self.route(from, to).ok_or((from, to))?;
+            latency = latency.max(route.iter().map(|&e| self.port(e).latency_s).sum());
+            for edge in route {
+                fixed = fixed.max(self.port(edge).all_to_all_fixed_s);
+                *load.entry(edge.index()).or_default() += fraction;
+            }
+        }
+        let seconds_per_byte = load
+            .iter()
+            .map(|(&edge, &bytes)| {
+                let port = self.port(petgraph::graph::EdgeIndex::new(edge));
+                bytes / (port.bytes_per_s * port.all_to_all_efficiency)
+            })
+            .fold(0.0, f64::max);
+        Ok(Affine { alpha_s: latency + fixed, seconds_per_byte })
+    }
+
     /// Point-to-point transfer cost from device `a` to `b`.
     pub fn send_recv(&self, a: usize, b: usize) -> Result<Affine, (usize, usize)> {
         self.flows_cost(&[(a, b, 1.0)], 1.0)
@@ -138,7 +171,7 @@ impl Fabric {
             all_reduce: self.all_reduce(members)?,
             all_gather: gather,
             reduce_scatter: gather,
-            all_to_all: self.flows_cost(&all_to_all, 1.0)?,
+            all_to_all: self.all_to_all_v(&all_to_all)?,
         })
     }
 

@@ -61,6 +61,12 @@ pub struct Port {
     pub latency_s: f64,
     /// Link profile name.
     pub link: String,
+    /// Fraction of `bytes_per_s` an expert all-to-all achieves here (the link profile's
+    /// `all_to_all.efficiency`; 1 when it has none).
+    pub all_to_all_efficiency: f64,
+    /// Fixed cost of an all-to-all crossing this port, s (`all_to_all.fixed_latency_us`; 0
+    /// when none).
+    pub all_to_all_fixed_s: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -175,8 +181,13 @@ impl Fabric {
         bytes_per_s: f64,
         latency_share: f64,
     ) -> (EdgeIndex, EdgeIndex) {
-        let port =
-            Port { bytes_per_s, latency_s: link.latency_us.get() * 1e-6 * latency_share, link: link.name.clone() };
+        let port = Port {
+            bytes_per_s,
+            latency_s: link.latency_us.get() * 1e-6 * latency_share,
+            link: link.name.clone(),
+            all_to_all_efficiency: link.all_to_all.map_or(1.0, |c| c.efficiency.get()),
+            all_to_all_fixed_s: link.all_to_all.map_or(0.0, |c| c.fixed_latency_us.get() * 1e-6),
+        };
         (self.graph.add_edge(a, b, port.clone()), self.graph.add_edge(b, a, port))
     }
 
