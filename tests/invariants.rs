@@ -317,6 +317,7 @@ struct SpecCase {
     adaptive: bool,
     tree_width: u64,
     overlap: bool,
+    batching: &'static str,
     max_num_seqs: u64,
     chunked: bool,
     requests: u64,
@@ -338,6 +339,7 @@ impl SpecCase {
             adaptive,
             tree_width,
             overlap,
+            batching,
             max_num_seqs,
             chunked,
             requests,
@@ -374,6 +376,7 @@ deployment:
         adaptive: {adaptive}
         tree_width: {tree_width}
         overlap: {overlap}
+        batching: {batching}
         acceptance: {{ rate: {rate} }}
 workload:
   synthetic:
@@ -413,6 +416,7 @@ proptest! {
         adaptive in any::<bool>(),
         tree_width in 1u64..4,
         overlap in any::<bool>(),
+        batching in prop_oneof![Just("ragged"), Just("padded"), Just("grouped")],
         max_num_seqs in 1u64..64,
         chunked in any::<bool>(),
         requests in 1u64..120,
@@ -426,7 +430,7 @@ proptest! {
             other => other,
         };
         let case = SpecCase { target, device, memory_utilization, drafting, k, rate, adaptive, tree_width, overlap,
-            max_num_seqs, chunked, requests, rate_per_s, input_mean, output_mean, seed };
+            batching, max_num_seqs, chunked, requests, rate_per_s, input_mean, output_mean, seed };
         let scenario = scenario(&case.text());
         let (output, kv_violations) = run_watched(Cluster::build(&scenario));
         prop_assert_eq!(kv_violations, 0, "{:?}", case);
@@ -525,6 +529,7 @@ fn speculating_into_a_kv_pool_too_small_for_the_load_preempts_and_still_generate
         adaptive: false,
         tree_width: 2,
         overlap: false,
+        batching: "grouped",
         max_num_seqs: 48,
         chunked: true,
         requests: 120,

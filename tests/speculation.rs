@@ -242,3 +242,56 @@ fn overlapped_drafts_are_void_after_a_rejection() {
     assert!((never - 1.0).abs() < 1e-6, "overlap gained {never:.4}x with every draft rejected");
     assert!(always > 1.3, "overlap gained only {always:.3}x with every draft accepted");
 }
+
+/// A burst of `requests` on one `device` speculating with EAGLE heads of adaptive length (up
+/// to 8) and per-request Beta(1, 1) acceptance, so draft lengths spread, verified with
+/// `batching`.
+fn spread_drafts(device: &str, max_num_seqs: u64, requests: u64, batching: &str) -> String {
+    format!(
+        "seed: 1
+model: llama-3.1-8b
+deployment:
+  pools:
+    - device: {device}
+      scheduler: {{ max_num_seqs: {max_num_seqs} }}
+      speculation: {{ method: eagle, k: 8, adaptive: true, batching: {batching}, acceptance: {{ beta: {{ alpha: 1, beta: 1 }} }} }}
+workload:
+  synthetic:
+    requests: {requests}
+    arrival: {{ poisson: {{ rate_per_s: 200 }} }}
+    input_tokens: {{ fixed: {{ value: 256 }} }}
+    output_tokens: {{ fixed: {{ value: 256 }} }}
+"
+    )
+}
+
+#[test]
+fn grouping_by_draft_length_trades_padding_for_smaller_batches() {
+    // Naive padded batching pads every verification to the batch's longest draft; grouping
+    // (EXSpec-style) batches sequences of similar draft length from a pool twice the batch.
+    // Where verification is compute-bound (A100, batch 64) the padding it saves is worth
+    // more than the batch it splits; where it is memory-bound (H100, batch 16) padding is
+    // nearly free and the smaller batches lose.
+    let measure = |device: &str, seqs: u64| {
+        let (_, padded) = run(&spread_drafts(device, seqs, 600, "padded"));
+        let (_, grouped) = run(&spread_drafts(device, seqs, 600, "grouped"));
+        let padding = |s: &Summary| s.speculation.as_ref().unwrap().padding_tokens as f64;
+        let rate = |s: &Summary| s.throughput.output_tokens_per_s.unwrap();
+        eprintln!(
+            "{device} batch {seqs}: padding {:.0} -> {:.0} tokens, output {:.0} -> {:.0} tok/s, TPOT {:.1} -> {:.1} ms",
+            padding(&padded),
+            padding(&grouped),
+            rate(&padded),
+            rate(&grouped),
+            tpot(&padded) * 1e3,
+            tpot(&grouped) * 1e3
+        );
+        (padding(&grouped) / padding(&padded), rate(&grouped) / rate(&padded))
+    };
+    let (padding_a100, rate_a100) = measure("a100-sxm-80gb", 64);
+    assert!(padding_a100 < 0.3, "grouping must cut most of the padding: {padding_a100:.2}");
+    assert!(rate_a100 > 1.05, "compute-bound verification gains from grouping: {rate_a100:.3}");
+    let (padding_h100, rate_h100) = measure("h100-sxm", 16);
+    assert!(padding_h100 < 0.3, "{padding_h100:.2}");
+    assert!(rate_h100 < 1.0, "memory-bound verification loses from smaller batches: {rate_h100:.3}");
+}

@@ -150,6 +150,9 @@ pub struct SpeculationSummary {
     pub wasted_energy_j: f64,
     /// Tokens verified only to pad batches to their longest draft (`batching: padded`).
     pub padding_tokens: u64,
+    /// FLOPs of the rejected tokens: 2 per active parameter of the target per token
+    /// (attention over the context not counted).
+    pub wasted_flops: f64,
 }
 
 /// One pool's devices.
@@ -397,6 +400,10 @@ impl Summary {
                 s.wasted_energy_j += t.wasted_energy_j;
                 s.padding_tokens += t.padding_tokens;
                 produced += t.produced_tokens;
+                // A token through the target costs ~2 FLOPs per active parameter (attention
+                // over the context left out).
+                let model = &scenario.pools[r.pool].model;
+                s.wasted_flops += t.rejected_tokens as f64 * 2.0 * model.active_parameter_count() as f64;
             }
             s.acceptance_rate = (s.drafted_tokens > 0).then(|| s.accepted_tokens as f64 / s.drafted_tokens as f64);
             s.tokens_per_step = (s.verifications > 0).then(|| produced as f64 / s.verifications as f64);

@@ -87,13 +87,14 @@ pub fn render_summary_table(summary: &Summary) -> String {
     if let Some(sp) = &summary.speculation {
         let _ = writeln!(
             out,
-            "speculation     {}% of {} drafted tokens accepted, {} tokens per verification; drafting {:.3} s of {:.3} s verifying steps; {} tokens rejected ({:.0} J)",
+            "speculation     {}% of {} drafted tokens accepted, {} tokens per verification; drafting {:.3} s of {:.3} s verifying steps; {} tokens rejected ({:.3e} FLOPs, {:.0} J)",
             num(sp.acceptance_rate, 100.0, 1),
             sp.drafted_tokens,
             num(sp.tokens_per_step, 1.0, 2),
             sp.draft_s,
             sp.verify_step_s,
             sp.rejected_tokens,
+            sp.wasted_flops,
             sp.wasted_energy_j
         );
     }

@@ -342,6 +342,10 @@ pub(super) fn resolve_pool(
         max_model_len,
         policy: pool.scheduler.policy,
         reservation: engine.scheduler.kv_reservation,
+        group_by_draft_length: pool
+            .speculation
+            .as_ref()
+            .is_some_and(|s| s.batching == super::schema::SpeculativeBatching::Grouped),
     };
     let memory = MemoryPlan::new(&MemoryRequest {
         model: &model,

@@ -431,9 +431,9 @@ pub struct SpeculationSection {
     /// void, and the sequence's next draft is made serially, after the verdict.
     #[serde(default)]
     pub overlap: bool,
-    /// How a batch verifies drafts of different lengths: `ragged` (each its own, default) or
+    /// How a batch verifies drafts of different lengths: `ragged` (each its own, default),
     /// `padded` (every sequence to the batch's longest draft, as batched speculation without
-    /// ragged kernels does).
+    /// ragged kernels does) or `grouped` (padded, batches grouped by draft length).
     #[serde(default)]
     pub batching: SpeculativeBatching,
 }
@@ -448,6 +448,10 @@ pub enum SpeculativeBatching {
     /// Every sequence verifies as many positions as the batch's longest draft; the padding
     /// is computed and thrown away.
     Padded,
+    /// Padded, but each batch groups sequences of similar draft length (EXSpec): the
+    /// replica keeps up to twice a batch of running sequences and each batch takes the one
+    /// that waited longest with those whose draft lengths are closest to its own.
+    Grouped,
 }
 
 /// A pool's prefix cache.

@@ -263,7 +263,7 @@ pub(super) fn speculation_plan(
         acceptance,
         batch_exponent,
         overlap: section.overlap,
-        padded: section.batching == super::schema::SpeculativeBatching::Padded,
+        padded: section.batching != super::schema::SpeculativeBatching::Ragged,
     })
 }
 

@@ -30,6 +30,22 @@ pub struct SchedulerConfig {
     pub policy: Policy,
     /// What an admission reserves.
     pub reservation: KvReservation,
+    /// Speculation-aware grouping (EXSpec-style): the replica keeps up to twice as many
+    /// running sequences as a batch holds, and each batch takes the decoding sequence that
+    /// waited longest with those whose draft lengths are closest to its own, so a padded
+    /// verification pads little. Otherwise batches follow admission order.
+    pub group_by_draft_length: bool,
+}
+
+impl SchedulerConfig {
+    /// Most running sequences per batch slot (pipeline stages aside).
+    fn running_pool_factor(&self) -> usize {
+        if self.group_by_draft_length {
+            2
+        } else {
+            1
+        }
+    }
 }
 
 impl SchedulerConfig {
@@ -233,12 +249,16 @@ impl VllmV1 {
         let mut batch = BatchShape::default();
         let mut budget = state.config.max_num_batched_tokens;
         self.preempted_this_iteration = false;
+        let group = if state.config.group_by_draft_length { group_by_draft_length(state) } else { None };
         let mut index = 0;
         let max_seqs = state.config.max_num_seqs as usize;
         while index < state.running.len() && budget > 0 && members.len() < max_seqs {
             let slot = state.running[index];
             let sequence = state.sequence(slot);
-            if sequence.in_flight || !scope.takes(sequence) {
+            let outside_group = group.is_some_and(|draft| {
+                sequence.is_decoding() && sequence.draft_tokens.abs_diff(draft) > GROUP_DRAFT_SPREAD
+            });
+            if sequence.in_flight || !scope.takes(sequence) || outside_group {
                 index += 1;
                 continue;
             }
@@ -256,7 +276,52 @@ impl VllmV1 {
         if !self.preempted_this_iteration && scope.admits() && state.swapped.is_empty() {
             admit(state, &mut batch, members, &mut budget, now, recorder);
         }
+        if state.config.group_by_draft_length {
+            count_waits(state);
+        }
         batch
+    }
+}
+
+/// Most a grouped batch's draft lengths differ from its anchor's.
+const GROUP_DRAFT_SPREAD: u64 = 1;
+
+/// Orders the running decoding sequences not in a batch for the next one (in the positions
+/// they hold; prefilling sequences keep theirs): first the one that waited the most steps,
+/// then the others by how far their draft length is from its own, longest waits first; and
+/// returns the anchor's draft length (None when no sequence decodes). The batch takes those
+/// within `GROUP_DRAFT_SPREAD` of it.
+fn group_by_draft_length(state: &mut SchedulerState) -> Option<u64> {
+    let positions: Vec<usize> = (0..state.running.len())
+        .filter(|&i| {
+            let sequence = state.sequence(state.running[i]);
+            sequence.is_decoding() && !sequence.in_flight
+        })
+        .collect();
+    let &anchor = positions.iter().max_by_key(|&&i| (state.sequence(state.running[i]).waited_steps, usize::MAX - i))?;
+    let anchor_draft = state.sequence(state.running[anchor]).draft_tokens;
+    let mut slots: Vec<usize> = positions.iter().map(|&i| state.running[i]).collect();
+    slots.sort_by_key(|&slot| {
+        let sequence = state.sequence(slot);
+        (sequence.draft_tokens.abs_diff(anchor_draft), std::cmp::Reverse(sequence.waited_steps))
+    });
+    for (&position, slot) in positions.iter().zip(slots) {
+        state.running[position] = slot;
+    }
+    Some(anchor_draft)
+}
+
+/// Counts a step of waiting for every running decoding sequence left out of the batch just
+/// formed, and clears it for those in.
+fn count_waits(state: &mut SchedulerState) {
+    for i in 0..state.running.len() {
+        let slot = state.running[i];
+        let sequence = state.sequence_mut(slot);
+        if sequence.in_flight {
+            sequence.waited_steps = 0;
+        } else if sequence.is_decoding() {
+            sequence.waited_steps += 1;
+        }
     }
 }
 
@@ -324,7 +389,7 @@ pub(super) fn resume_swapped(
     recorder: &mut Recorder,
 ) {
     let max_seqs = state.config.max_num_seqs as usize;
-    let max_running = max_seqs * state.stages;
+    let max_running = max_seqs * state.stages * state.config.running_pool_factor();
     while *budget > 0 && state.running.len() < max_running && members.len() < max_seqs {
         let Some(front) = state.swapped.front() else { break };
         if !scope.takes(front) {
@@ -360,7 +425,7 @@ pub(super) fn admit(
 ) {
     // As vLLM's virtual engines, each pipeline stage's batch may hold max_num_seqs.
     let max_seqs = state.config.max_num_seqs as usize;
-    let max_running = max_seqs * state.stages;
+    let max_running = max_seqs * state.stages * state.config.running_pool_factor();
     while *budget > 0 && state.running.len() < max_running && members.len() < max_seqs {
         let Some(Waiting(head)) = state.waiting.peek() else { break };
         let lookup = state.kv.lookup(head);

@@ -74,6 +74,8 @@ pub struct Sequence {
     /// which accepted every drafted token; after a rejection that draft is void and the next
     /// one is made serially, after the verdict.
     pub predrafted: bool,
+    /// Batches formed without it while it was ready to decode (for grouping policies).
+    pub waited_steps: u32,
 }
 
 impl Sequence {
@@ -97,6 +99,7 @@ impl Sequence {
             draft_tokens: 0,
             draft_width: 1,
             predrafted: false,
+            waited_steps: 0,
         }
     }
 
