@@ -92,20 +92,7 @@ slo: { ttft_s: 1.0, tpot_s: 0.05 }
         "name: split\nbase: base.yaml\naxes:\n  prefill.replicas: [1, 2]\n  decode.replicas: [1, 2]\n  deployment.kv_transfer.layerwise: [false, true]\nslo: { ttft_s: 1.0, tpot_s: 0.05, min_fraction: 0.1 }\nobjective: minimize_latency\n",
     )
     .unwrap();
-    let search = |threads: &str, out: &Path| {
-        let status = Command::new(env!("CARGO_BIN_EXE_servesim"))
-            .args(["search", spec.to_str().unwrap(), "--quiet", "--threads", threads, "--out"])
-            .arg(out)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
-    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
-    search("1", &one);
-    search("2", &two);
-    for file in ["rows.csv", "search.csv", "pareto.csv", "best.yaml"] {
-        assert_eq!(read(&one, file), read(&two, file), "{file} differs between thread counts");
-    }
+    let one = search_on_one_and_two_threads(&spec, tmp.path());
     let rows = String::from_utf8(read(&one, "search.csv")).unwrap();
     assert_eq!(rows.lines().filter(|l| l.contains(",simulated,")).count(), 8, "{rows}");
     for (name, pools) in [
@@ -196,6 +183,14 @@ slo: { ttft_s: 1.0, tpot_s: 0.05 }
         "name: spec\nbase: base.yaml\naxes:\n  deployment.pools[0].speculation:\n    - { method: draft_model, k: 5, adaptive: true, tree_width: 2, overlap: true, draft: { model: llama-3.2-1b }, acceptance: { rate: 0.75 } }\n    - { method: eagle, k: 3, acceptance: { beta: { alpha: 4, beta: 2 } } }\n  deployment.pools[0].speculation.k: [2, 4]\nslo: { ttft_s: 1.0, tpot_s: 0.05, min_fraction: 0.1 }\nobjective: minimize_latency\n",
     )
     .unwrap();
+    let one = search_on_one_and_two_threads(&spec, tmp.path());
+    let rows = String::from_utf8(read(&one, "search.csv")).unwrap();
+    assert_eq!(rows.lines().filter(|l| l.contains(",simulated,")).count(), 4, "{rows}");
+}
+
+/// Runs the search `spec` on one and on two threads into folders under `dir`, checks their
+/// files are byte-identical, and returns the one-thread folder.
+fn search_on_one_and_two_threads(spec: &Path, dir: &Path) -> std::path::PathBuf {
     let search = |threads: &str, out: &Path| {
         let status = Command::new(env!("CARGO_BIN_EXE_servesim"))
             .args(["search", spec.to_str().unwrap(), "--quiet", "--threads", threads, "--out"])
@@ -204,12 +199,11 @@ slo: { ttft_s: 1.0, tpot_s: 0.05 }
             .unwrap();
         assert!(status.success());
     };
-    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    let (one, two) = (dir.join("one"), dir.join("two"));
     search("1", &one);
     search("2", &two);
     for file in ["rows.csv", "search.csv", "pareto.csv", "best.yaml"] {
         assert_eq!(read(&one, file), read(&two, file), "{file} differs between thread counts");
     }
-    let rows = String::from_utf8(read(&one, "search.csv")).unwrap();
-    assert_eq!(rows.lines().filter(|l| l.contains(",simulated,")).count(), 4, "{rows}");
+    one
 }

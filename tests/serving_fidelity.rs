@@ -104,18 +104,10 @@ fn trtllm_engine_constants_refit() {
     eprintln!("fitted: {fitted:?}");
     eprintln!("fitting half: {:?} first token {:?}", fit_errors.throughput, fit_errors.first_token);
     let profile = &catalog.engines["trtllm-0.9"];
-    let s = &profile.kernel_scale;
     let bundled = EngineConstants {
         step_us: profile.host.step_us.get(),
         per_sequence_us: profile.host.per_sequence_us.get(),
-        scale: servesim::cost::KernelScale {
-            gemm: s.gemm,
-            attention_prefill: s.attention_prefill,
-            attention_decode: s.attention_decode,
-            experts_few_tokens: s.experts_few_tokens,
-            experts_many_tokens: s.experts_many_tokens,
-            all_reduce: s.all_reduce,
-        },
+        scale: servesim::cluster::engine_kernel_scale(profile),
         reread_fraction: profile.windowed_decode_reread_fraction,
     };
     assert_eq!(fitted, bundled, "hardware-profiles/engines/trtllm-0.9.yaml is what the fit gives");
@@ -133,18 +125,10 @@ fn eager_engine_constants_refit() {
     let (fitted, fit_errors) = fit_eager_engine(&configs, "eager-pytorch", &catalog, start).unwrap();
     eprintln!("fitted: {fitted:?}; fitting half: prompt {:?} token {:?}", fit_errors.prompt, fit_errors.token);
     let profile = &catalog.engines["eager-pytorch"];
-    let s = &profile.kernel_scale;
     let bundled = EagerConstants {
         kernel_launch_us: profile.graphs.kernel_launch_us.get(),
         step_us: profile.host.step_us.get(),
-        scale: servesim::cost::KernelScale {
-            gemm: s.gemm,
-            attention_prefill: s.attention_prefill,
-            attention_decode: s.attention_decode,
-            experts_few_tokens: s.experts_few_tokens,
-            experts_many_tokens: s.experts_many_tokens,
-            all_reduce: s.all_reduce,
-        },
+        scale: servesim::cluster::engine_kernel_scale(profile),
     };
     assert_eq!(fitted, bundled, "hardware-profiles/engines/eager-pytorch.yaml is what the fit gives");
 }

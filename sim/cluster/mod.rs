@@ -127,20 +127,25 @@ pub fn pool_cost_model(pool: &PoolPlan, placement: &ReplicaPlacement) -> Rooflin
     if let Some(times) = &pool.measured {
         cost = cost.with_measured(times.clone());
     }
-    let s = &pool.engine.kernel_scale;
     let reread =
         if pool.model.sliding_window_tokens.is_some() { pool.engine.windowed_decode_reread_fraction } else { 0.0 };
     cost.with_kv_rereads(reread)
         .with_experts_at_16_bits(pool.engine.experts_at_16_bits)
         .with_fused_residual_norm(pool.engine.fused_residual_norm)
-        .with_kernel_scale(KernelScale {
-            gemm: s.gemm,
-            attention_prefill: s.attention_prefill,
-            attention_decode: s.attention_decode,
-            experts_few_tokens: s.experts_few_tokens,
-            experts_many_tokens: s.experts_many_tokens,
-            all_reduce: s.all_reduce,
-        })
+        .with_kernel_scale(engine_kernel_scale(&pool.engine))
+}
+
+/// The factors `engine`'s profile puts on measured kernel times, as the cost model takes them.
+pub fn engine_kernel_scale(engine: &EngineProfile) -> KernelScale {
+    let s = &engine.kernel_scale;
+    KernelScale {
+        gemm: s.gemm,
+        attention_prefill: s.attention_prefill,
+        attention_decode: s.attention_decode,
+        experts_few_tokens: s.experts_few_tokens,
+        experts_many_tokens: s.experts_many_tokens,
+        all_reduce: s.all_reduce,
+    }
 }
 
 /// The speculation of one replica of `pool` placed at `placement`, when the pool speculates:
