@@ -163,14 +163,7 @@ slo: { ttft_s: 1.0, tpot_s: 0.05 }
     fs::write(&scenario, base).unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     for dir in [&a, &b] {
-        let status = Command::new(env!("CARGO_BIN_EXE_servesim"))
-            .args(["run", "--quiet"])
-            .arg(&scenario)
-            .arg("--out")
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        run_cli(dir, &[scenario.to_str().unwrap()]);
     }
     for file in ["summary.json", "requests.csv"] {
         assert_eq!(read(&a, file), read(&b, file), "{file} differs between identical speculative runs");

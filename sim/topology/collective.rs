@@ -89,12 +89,17 @@ pub struct GroupComm {
 /// A transfer of `fraction` of the message from `from` to `to` (device indices).
 type Flow = (usize, usize, f64);
 
+/// Per port (edge index) the fraction of a message it carries, the longest route latency, and
+/// the largest all-to-all fixed cost of a port crossed.
+type PortLoad = (BTreeMap<usize, f64>, f64, f64);
+
 impl Fabric {
-    /// Cost of `flows` moving concurrently, in `steps` latency-bound rounds. Err holds a pair
-    /// of devices with no path between them.
-    fn flows_cost(&self, flows: &[Flow], steps: f64) -> Result<Affine, (usize, usize)> {
+    /// Routes `flows`: the fraction of the message each port carries (by edge index), the
+    /// longest route latency, and the largest all-to-all fixed cost of any port crossed. Err
+    /// holds a pair of devices with no path between them.
+    fn load_ports(&self, flows: &[Flow]) -> Result<PortLoad, (usize, usize)> {
         let mut load: BTreeMap<usize, f64> = BTreeMap::new();
-        let mut latency: f64 = 0.0;
+        let (mut latency, mut fixed): (f64, f64) = (0.0, 0.0);
         for &(from, to, fraction) in flows {
             if from == to || fraction <= 0.0 {
                 continue;
@@ -102,14 +107,29 @@ impl Fabric {
             let route = self.route(from, to).ok_or((from, to))?;
             latency = latency.max(route.iter().map(|&e| self.port(e).latency_s).sum());
             for edge in route {
+                fixed = fixed.max(self.port(edge).all_to_all_fixed_s);
                 *load.entry(edge.index()).or_default() += fraction;
             }
         }
-        let seconds_per_byte = load
-            .iter()
-            .map(|(&edge, &bytes)| bytes / self.port(petgraph::graph::EdgeIndex::new(edge)).bytes_per_s)
-            .fold(0.0, f64::max);
-        Ok(Affine { alpha_s: steps * latency, seconds_per_byte })
+        Ok((load, latency, fixed))
+    }
+
+    /// Seconds per byte of the busiest port of `load`, each port at its bandwidth × the
+    /// efficiency `efficiency` gives it.
+    fn busiest_port(&self, load: &BTreeMap<usize, f64>, efficiency: impl Fn(&super::Port) -> f64) -> f64 {
+        load.iter()
+            .map(|(&edge, &bytes)| {
+                let port = self.port(petgraph::graph::EdgeIndex::new(edge));
+                bytes / (port.bytes_per_s * efficiency(port))
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// Cost of `flows` moving concurrently, in `steps` latency-bound rounds. Err holds a pair
+    /// of devices with no path between them.
+    fn flows_cost(&self, flows: &[Flow], steps: f64) -> Result<Affine, (usize, usize)> {
+        let (load, latency, _) = self.load_ports(flows)?;
+        Ok(Affine { alpha_s: steps * latency, seconds_per_byte: self.busiest_port(&load, |_| 1.0) })
     }
 
     fn ring(&self, members: &[usize], fraction: f64, steps: f64) -> Result<Affine, (usize, usize)> {
@@ -126,27 +146,8 @@ impl Fabric {
     /// the longest route latency plus the largest fixed cost of any link crossed. Links
     /// without a calibration give the plain α–β cost. Err holds a pair with no path.
     pub fn all_to_all_v(&self, flows: &[(usize, usize, f64)]) -> Result<Affine, (usize, usize)> {
-        let mut load: BTreeMap<usize, f64> = BTreeMap::new();
-        let mut latency: f64 = 0.0;
-        let mut fixed: f64 = 0.0;
-        for &(from, to, fraction) in flows {
-            if from == to || fraction <= 0.0 {
-                continue;
-            }
-            let route = self.route(from, to).ok_or((from, to))?;
-            latency = latency.max(route.iter().map(|&e| self.port(e).latency_s).sum());
-            for edge in route {
-                fixed = fixed.max(self.port(edge).all_to_all_fixed_s);
-                *load.entry(edge.index()).or_default() += fraction;
-            }
-        }
-        let seconds_per_byte = load
-            .iter()
-            .map(|(&edge, &bytes)| {
-                let port = self.port(petgraph::graph::EdgeIndex::new(edge));
-                bytes / (port.bytes_per_s * port.all_to_all_efficiency)
-            })
-            .fold(0.0, f64::max);
+        let (load, latency, fixed) = self.load_ports(flows)?;
+        let seconds_per_byte = self.busiest_port(&load, |port| port.all_to_all_efficiency);
         Ok(Affine { alpha_s: latency + fixed, seconds_per_byte })
     }
 
